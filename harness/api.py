@@ -1,0 +1,230 @@
+"""The narrow contracts between the harness, the models under test and the suites.
+
+Why this file is small and stable: every adapter (``baselines/``) and every suite
+(``suites/``) is written against it, and the runner only ever talks to these
+classes. An adapter turns a batch of requests into a batch of images; it never
+chooses seeds, writes files or computes metrics (DESIGN.md principle 2).
+
+Image convention everywhere in the harness: ``torch.float32`` tensors on the CPU,
+shape ``(B, 3, H, W)``, values in ``[0, 1]``. Quantisation to uint8 (for PNG files
+and per-image metrics) is done by the harness, once, with
+:func:`harness.images.to_uint8` (``floor(x * 255 + 0.5)``, the DC-AE convention).
+
+This module must stay importable without torch (``dcar-bench --help`` and ``ls``
+import it); torch appears only in type hints.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+# --------------------------------------------------------------------------- adapters
+
+ADAPTER_KINDS = ("text_to_image", "image_tokenizer", "class_to_image")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One file or directory an adapter or suite needs, and where it is looked up.
+
+    ``dcar-bench doctor`` prints these; loaders raise :class:`MissingResourceError`
+    built from them, so the error text and the doctor output say the same thing.
+    ``candidates`` are resolved in order: explicit config value, env var, HF cache,
+    default path.
+    """
+
+    name: str  # e.g. "DC-HT tokenizer weights"
+    description: str  # what it is and how to get it
+    env_var: str | None = None  # e.g. "DCAR_DCHT_PATH"
+    config_key: str | None = None  # e.g. "tokenizer_path"
+    hf_repo: str | None = None  # e.g. "mit-han-lab/dc-ht"
+    default_paths: tuple[str, ...] = ()
+    must_contain: tuple[str, ...] = ()  # files that must exist inside a directory (any one of)
+    optional: bool = False
+
+
+class MissingResourceError(FileNotFoundError):
+    """A weight file or dataset the user must provide is absent.
+
+    The message names the file, every place that was searched and how to get it.
+    """
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """What a result must record about the model that produced it (provenance)."""
+
+    name: str
+    kind: str
+    resolution: int | None = None
+    dtype: str = "float32"
+    steps: int | None = None
+    num_params: int | None = None
+    weights: Mapping[str, str] = field(default_factory=dict)  # file -> sha256 (or "random-init:<seed>")
+    real_weights: bool = False  # False => results are NOT the paper's metric; reports must say so
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["weights"] = dict(self.weights)
+        d["extra"] = dict(self.extra)
+        return d
+
+
+class Adapter(abc.ABC):
+    """Base of every model adapter.
+
+    Constructed as ``Adapter(**options)`` from the CLI/suite config (``--set model.x=y``);
+    options must be JSON-serialisable so they land in the manifest.
+    """
+
+    kind: ClassVar[str] = ""
+
+    @classmethod
+    def requirements(cls) -> list[Requirement]:
+        """Files this adapter needs (for ``doctor``); empty for self-contained ones."""
+        return []
+
+    @abc.abstractmethod
+    def info(self) -> AdapterInfo:
+        ...
+
+    def close(self) -> None:  # pragma: no cover - optional hook
+        """Release GPU memory etc."""
+
+
+class TextToImage(Adapter):
+    """Prompts + per-item seeds -> images.
+
+    ``generate`` must be a pure function of (prompt, seed, options) per item: the
+    image for item i may not depend on the other items of the batch, so results are
+    invariant to batch size and sharding (DESIGN.md principle 4).
+    """
+
+    kind: ClassVar[str] = "text_to_image"
+
+    @abc.abstractmethod
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int], **options: Any) -> "torch.Tensor":
+        """Return float32 CPU images (B, 3, H, W) in [0, 1]."""
+
+
+class ClassToImage(Adapter):
+    """Class labels + per-item seeds -> images (MAR-style ImageNet models)."""
+
+    kind: ClassVar[str] = "class_to_image"
+
+    @abc.abstractmethod
+    def generate(self, class_ids: Sequence[int], seeds: Sequence[int], **options: Any) -> "torch.Tensor":
+        """Return float32 CPU images (B, 3, H, W) in [0, 1]."""
+
+
+class ImageTokenizer(Adapter):
+    """Images -> reconstructions through a named path.
+
+    ``paths`` lists the reconstruction paths the tokenizer supports, e.g.
+    ``("continuous", "discrete")`` for DC-HT. Reconstruction is deterministic.
+    """
+
+    kind: ClassVar[str] = "image_tokenizer"
+    paths: ClassVar[tuple[str, ...]] = ("continuous",)
+    downsample: ClassVar[int] = 1  # image sides must be multiples of this
+
+    @abc.abstractmethod
+    def reconstruct(self, images: "torch.Tensor", path: str | None = None) -> "torch.Tensor":
+        """images: float32 (B, 3, H, W) in [0, 1] -> reconstructions, same shape, in [0, 1]."""
+
+    def tokenize(self, images: "torch.Tensor") -> Mapping[str, "torch.Tensor"]:
+        """Optional: token ids (B, N) and, for hybrid tokenizers, residuals (B, N, C)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose tokens")
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Every metric declares its name, direction and parameters (recorded in results)."""
+
+    name: str
+    direction: str  # "lower" or "higher" is better
+    params: Mapping[str, Any] = field(default_factory=dict)
+    reference: str = ""  # the library it is checked against in the tests
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("lower", "higher"):
+            raise ValueError(f"metric {self.name}: direction must be 'lower' or 'higher', got {self.direction!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "direction": self.direction, "params": dict(self.params), "reference": self.reference}
+
+
+# --------------------------------------------------------------------------- suites
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One idempotent unit of work. ``id`` is stable across runs and unique in a suite.
+
+    ``payload`` is JSON-serialisable (prompt, file path, class id, sample index...).
+    The item's seed is derived from (run seed, id) by :func:`harness.seeding.item_seed`.
+    """
+
+    id: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Suite(abc.ABC):
+    """An experiment: plans items, runs batches of them through an adapter, aggregates.
+
+    Lifecycle (owned by :mod:`harness.runner`):
+      1. ``Suite(config)`` with the merged config (suite YAML defaults + user overrides).
+      2. ``plan()`` -> every item of the run, deterministic order.
+      3. the runner shards, skips items with records, batches the rest and calls
+         ``run_batch(items, adapter, ctx)``; each returned record (a JSON dict) is appended
+         atomically. Records must not depend on batch composition.
+      4. ``aggregate(records, ctx)`` -> summary dict, computed from files only.
+      5. ``render(summary)`` -> Markdown for the report.
+    """
+
+    name: ClassVar[str] = ""
+    adapter_kind: ClassVar[str | None] = None  # which Adapter.kind it needs (None: no adapter)
+    metrics: ClassVar[tuple[MetricSpec, ...]] = ()
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.config = dict(config)
+
+    @classmethod
+    def default_config(cls) -> dict[str, Any]:
+        """Suite defaults incl. protocol constants (usually read from the suite's YAML)."""
+        return {}
+
+    @classmethod
+    def requirements(cls, config: Mapping[str, Any] | None = None) -> list[Requirement]:
+        return []
+
+    def protocol(self) -> dict[str, Any]:
+        """Protocol constants to record in the manifest (resize, crop, counts, thresholds...)."""
+        return dict(self.config.get("protocol", {}))
+
+    @abc.abstractmethod
+    def plan(self) -> list[WorkItem]:
+        ...
+
+    @abc.abstractmethod
+    def run_batch(self, items: Sequence[WorkItem], adapter: Adapter | None, ctx: Any) -> list[dict[str, Any]]:
+        ...
+
+    @abc.abstractmethod
+    def aggregate(self, records: Iterable[Mapping[str, Any]], ctx: Any) -> dict[str, Any]:
+        ...
+
+    def render(self, summary: Mapping[str, Any]) -> str:
+        """Markdown for this suite's section of the report."""
+        import json
+
+        return "```json\n" + json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n```\n"

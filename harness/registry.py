@@ -1,0 +1,111 @@
+"""Names -> lazily imported classes, with did-you-mean on typos.
+
+Why a static table of import strings instead of decorators: ``dcar-bench ls`` and
+``--help`` must not import torch or any model library, and a missing optional
+dependency must only break the adapter or suite that needs it (DESIGN.md principle 1).
+Third parties can add entries with :func:`register` or the ``dcar_bench.adapters`` /
+``dcar_bench.suites`` entry-point groups.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any
+
+KINDS = ("adapter", "suite", "metric", "tool")
+
+# name -> "module:attribute"
+_TABLE: dict[str, dict[str, str]] = {
+    "adapter": {
+        "dummy-t2i": "baselines.dummy:DummyTextToImage",
+        "dummy-tokenizer": "baselines.dummy:DummyTokenizer",
+        "dummy-c2i": "baselines.dummy:DummyClassToImage",
+        "dc-ht": "baselines.dcar.tokenizer_adapter:DCHTAdapter",
+        "dc-ht-discrete": "baselines.dcar.tokenizer_adapter:DCHTDiscreteAdapter",
+        "dc-ar": "baselines.dcar.generator_adapter:DCARAdapter",
+        "dc-ar-discrete-only": "baselines.dcar.generator_adapter:DCARDiscreteOnlyAdapter",
+    },
+    "suite": {
+        "dummy": "suites.dummy:DummySuite",
+        "imagenet_recon": "suites.imagenet_recon:ImageNetReconSuite",
+        "geneval": "suites.geneval:GenEvalSuite",
+    },
+    "metric": {
+        "psnr": "harness.metrics.recon:PSNR",
+        "ssim": "harness.metrics.recon:SSIM",
+        "lpips": "harness.metrics.recon:LPIPS",
+        "fid": "harness.metrics.fid:FID",
+        "kid": "harness.metrics.fid:KID",
+        "geneval": "harness.metrics.geneval_rules:GENEVAL_METRIC",
+    },
+    "tool": {
+        "parity": "baselines.dcar.parity:main",
+    },
+}
+
+_ENTRY_POINT_GROUPS = {"adapter": "dcar_bench.adapters", "suite": "dcar_bench.suites"}
+_entry_points_loaded = False
+
+
+class UnknownNameError(KeyError):
+    """Raised for a name that is not registered; the message suggests close matches."""
+
+    def __str__(self) -> str:  # KeyError quotes its arg; we want plain text
+        return str(self.args[0]) if self.args else ""
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    try:
+        from importlib.metadata import entry_points
+    except ImportError:  # pragma: no cover
+        return
+    for kind, group in _ENTRY_POINT_GROUPS.items():
+        for ep in entry_points(group=group):
+            _TABLE[kind].setdefault(ep.name, ep.value)
+
+
+def register(kind: str, name: str, target: str) -> None:
+    """Register ``name`` -> ``"module:attr"`` under ``kind`` (overrides an existing entry)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown registry kind {kind!r}; kinds are {KINDS}")
+    if ":" not in target:
+        raise ValueError(f"target must look like 'package.module:Attribute', got {target!r}")
+    _TABLE[kind][name] = target
+
+
+def names(kind: str) -> list[str]:
+    _load_entry_points()
+    return sorted(_TABLE[kind])
+
+
+def target(kind: str, name: str) -> str:
+    """The import string for ``name``; raises :class:`UnknownNameError` with suggestions."""
+    _load_entry_points()
+    if kind not in KINDS:
+        raise ValueError(f"unknown registry kind {kind!r}; kinds are {KINDS}")
+    table = _TABLE[kind]
+    if name in table:
+        return table[name]
+    close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownNameError(f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(sorted(table))}.")
+
+
+def resolve(kind: str, name: str) -> Any:
+    """Import and return the registered object (class or function)."""
+    module_name, _, attr = target(kind, name).partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(
+            f"{kind} {name!r} needs {module_name!r}, which failed to import: {exc}. "
+            f"Install the extra that provides it (see `dcar-bench doctor`)."
+        ) from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError as exc:
+        raise ImportError(f"{kind} {name!r}: module {module_name!r} has no attribute {attr!r}") from exc
