@@ -1,0 +1,138 @@
+"""Deterministic stand-in models, so the harness can be tested without weights or a GPU.
+
+Why they exist: resume, sharding and batch-size invariance are properties of the
+harness, and they can only be tested if the model's output for an item depends on
+nothing but (input, seed). Each dummy draws its images from a CPU generator seeded
+by a sha256 of (item seed, input), so two runs agree bit for bit whatever the
+batching. ``delay_s`` (seconds per item) slows them down for kill/resume tests.
+
+Their results are never a paper metric: ``info().real_weights`` is False.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Sequence
+
+from harness.api import AdapterInfo, ClassToImage, ImageTokenizer, TextToImage
+from harness.seeding import item_generator
+
+
+def _mixed_seed(seed: int, key: str) -> int:
+    """A 63-bit seed from (item seed, input) — a stable hash, not Python's hash()."""
+    digest = hashlib.sha256(f"{int(seed)}\x1f{key}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+
+
+def _check_options(options: dict, allowed: Sequence[str], who: str) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(f"{who}.generate got unknown option(s) {unknown}; it accepts {sorted(allowed)}")
+
+
+def _smooth_noise(seed: int, resolution: int):
+    """A (3, R, R) image in [0,1]: low-resolution noise upsampled, so it looks like an image, not static."""
+    import torch
+    import torch.nn.functional as F
+
+    g = item_generator(seed)
+    coarse = torch.rand((1, 3, max(1, resolution // 4), max(1, resolution // 4)), generator=g)
+    fine = torch.rand((1, 3, resolution, resolution), generator=g)
+    up = F.interpolate(coarse, size=(resolution, resolution), mode="bilinear", align_corners=False)
+    return (0.8 * up + 0.2 * fine).clamp(0, 1)[0]
+
+
+class _DummyBase:
+    def __init__(self, resolution: int = 32, delay_s: float = 0.0):
+        if int(resolution) < 1:
+            raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
+        if float(delay_s) < 0:
+            raise ValueError(f"delay_s must be >= 0, got {delay_s!r}")
+        self.resolution = int(resolution)
+        self.delay_s = float(delay_s)
+
+    def _sleep(self, n: int) -> None:
+        if self.delay_s:
+            time.sleep(self.delay_s * n)
+
+
+class DummyTextToImage(_DummyBase, TextToImage):
+    """prompt + seed -> smooth random image; a pure function of (prompt, seed, resolution)."""
+
+    def info(self) -> AdapterInfo:
+        return AdapterInfo(name="dummy-t2i", kind=self.kind, resolution=self.resolution, dtype="float32",
+                           steps=1, num_params=0, weights={}, real_weights=False,
+                           extra={"note": "deterministic noise images for harness tests"})
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int], **options: Any):
+        import torch
+
+        _check_options(options, ("steps", "guidance_scale"), "dummy-t2i")
+        if len(prompts) != len(seeds):
+            raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
+        if not len(prompts):
+            return torch.zeros((0, 3, self.resolution, self.resolution))
+        self._sleep(len(prompts))
+        return torch.stack([_smooth_noise(_mixed_seed(s, p), self.resolution) for p, s in zip(prompts, seeds)])
+
+
+class DummyClassToImage(_DummyBase, ClassToImage):
+    """class id + seed -> smooth random image."""
+
+    def info(self) -> AdapterInfo:
+        return AdapterInfo(name="dummy-c2i", kind=self.kind, resolution=self.resolution, dtype="float32",
+                           steps=1, num_params=0, weights={}, real_weights=False)
+
+    def generate(self, class_ids: Sequence[int], seeds: Sequence[int], **options: Any):
+        import torch
+
+        _check_options(options, ("steps", "guidance_scale"), "dummy-c2i")
+        if len(class_ids) != len(seeds):
+            raise ValueError(f"got {len(class_ids)} class ids but {len(seeds)} seeds")
+        if not len(class_ids):
+            return torch.zeros((0, 3, self.resolution, self.resolution))
+        self._sleep(len(class_ids))
+        return torch.stack([_smooth_noise(_mixed_seed(s, f"class:{int(c)}"), self.resolution)
+                            for c, s in zip(class_ids, seeds)])
+
+
+class DummyTokenizer(ImageTokenizer):
+    """A lossy but deterministic 'tokenizer': quantise (continuous) or pool + quantise (discrete).
+
+    Reconstruction error is real and path-dependent (discrete is coarser), so recon
+    metrics computed on it are non-trivial yet reproducible.
+    """
+
+    paths = ("continuous", "discrete")
+    downsample = 2
+
+    def __init__(self, continuous_levels: int = 64, discrete_levels: int = 8, delay_s: float = 0.0):
+        if int(continuous_levels) < 2 or int(discrete_levels) < 2:
+            raise ValueError("continuous_levels and discrete_levels must be >= 2")
+        self.continuous_levels = int(continuous_levels)
+        self.discrete_levels = int(discrete_levels)
+        self.delay_s = float(delay_s)
+
+    def info(self) -> AdapterInfo:
+        return AdapterInfo(name="dummy-tokenizer", kind=self.kind, resolution=None, dtype="float32",
+                           num_params=0, weights={}, real_weights=False,
+                           extra={"paths": list(self.paths), "downsample": self.downsample})
+
+    def reconstruct(self, images, path: str | None = None):
+        import torch.nn.functional as F
+
+        from harness.images import check_batch
+
+        path = path or self.paths[0]
+        if path not in self.paths:
+            raise ValueError(f"dummy-tokenizer: unknown path {path!r}; choose one of {self.paths}")
+        check_batch(images, name="dummy-tokenizer input", multiple_of=self.downsample)
+        if self.delay_s:
+            time.sleep(self.delay_s * images.shape[0])
+        x = images.float().clamp(0, 1)
+        if path == "discrete":
+            x = F.interpolate(F.avg_pool2d(x, self.downsample), scale_factor=self.downsample, mode="nearest")
+            levels = self.discrete_levels
+        else:
+            levels = self.continuous_levels
+        return (x * (levels - 1)).round() / (levels - 1)

@@ -1,0 +1,127 @@
+"""Markdown report over run directories: one section per run, built from files only.
+
+Why it reads only ``manifest.json`` and ``summary.json``: a report must be
+reproducible from a run directory alone (copied to another machine, months later).
+Each section has the suite's own table (``Suite.render(results)``, written by the
+suite's owner) beside the facts that make the numbers interpretable: adapter and
+weights, seed, item count, git commit, versions, device. A run made without real
+weights gets a loud banner: its numbers are NOT the paper's metric.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from harness.runner.context import atomic_write_bytes
+
+NOT_REAL_BANNER = (
+    "> **⚠ NOT THE PAPER'S METRIC.** This run used random, dummy or tiny built-in weights "
+    "(`real_weights: false`). Its numbers test the harness end to end; they say nothing about "
+    "{adapter} and must not be compared with the paper's tables."
+)
+
+
+def _fmt_weights(weights: Mapping[str, str] | None) -> str:
+    if not weights:
+        return "none"
+    return "<br>".join(f"`{Path(k).name}`: `{str(v)[:16]}`" for k, v in sorted(weights.items()))
+
+
+def _facts(manifest: Mapping[str, Any], summary: Mapping[str, Any] | None, run_dir: Path) -> list[tuple[str, str]]:
+    info = manifest.get("adapter_info") or {}
+    prov = manifest.get("provenance") or {}
+    git = prov.get("git") or {}
+    pk = prov.get("packages") or {}
+    dev = prov.get("device") or {}
+    cuda = dev.get("cuda")
+    commit = git.get("commit")
+    device = ", ".join(cuda["devices"]) + f" (CUDA {cuda.get('version')}, driver {cuda.get('driver')})" if cuda \
+        else f"CPU ({dev.get('cpu_count')} cores, {dev.get('machine')})"
+    rows = [
+        ("run directory", f"`{run_dir}`"),
+        ("suite", f"`{manifest.get('suite')}`"),
+        ("adapter", f"`{manifest.get('adapter')}`" + (f" ({info.get('kind')})" if info.get("kind") else "")),
+        ("real weights", "yes" if info.get("real_weights") else "**no**"),
+        ("weights", _fmt_weights(info.get("weights"))),
+        ("resolution / steps / dtype", f"{info.get('resolution')} / {info.get('steps')} / {info.get('dtype')}"),
+        ("parameters", f"{info['num_params']:,}" if isinstance(info.get("num_params"), int) else "-"),
+        ("items", str(manifest.get("num_items"))),
+        ("seed", str(manifest.get("seed"))),
+        ("git commit", (f"`{commit[:12]}`" + (" (dirty)" if git.get("dirty") else "")) if commit else "unknown"),
+        ("torch / numpy / python", f"{pk.get('torch')} / {pk.get('numpy')} / {prov.get('python')}"),
+        ("device", device),
+        ("created", str(prov.get("created"))),
+    ]
+    if summary is not None:
+        rows.append(("records sha256", f"`{summary.get('records_sha256', '')[:16]}`"))
+    return rows
+
+
+def _suite_markdown(manifest: Mapping[str, Any], results: Mapping[str, Any]) -> str:
+    try:
+        from harness.runner.core import resolve_suite_class
+
+        suite = resolve_suite_class(manifest["suite"])(manifest.get("config") or {})
+        return suite.render(results)
+    except Exception as exc:  # a report must still come out if a suite cannot be imported here
+        return (f"_(suite {manifest.get('suite')!r} could not render its table here: {exc})_\n\n"
+                "```json\n" + json.dumps(results, indent=2, sort_keys=True, default=str) + "\n```\n")
+
+
+def render_run(run_dir: str | os.PathLike) -> str:
+    """One report section for one run directory."""
+    run_dir = Path(run_dir)
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"## `{run_dir}`\n\n**Not a run directory** (no manifest.json).\n"
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else None
+    info = manifest.get("adapter_info") or {}
+    parts = [f"## {manifest.get('suite')} × {manifest.get('adapter')}\n"]
+    if not info.get("real_weights", False):
+        parts.append(NOT_REAL_BANNER.format(adapter=f"`{manifest.get('adapter')}`") + "\n")
+    parts.append("| fact | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in
+                                                          _facts(manifest, summary, run_dir)) + "\n")
+    protocol = manifest.get("protocol") or {}
+    if protocol:
+        parts.append("Protocol: " + "; ".join(f"`{k}`={v}" for k, v in sorted(protocol.items())) + "\n")
+    if summary is None:
+        parts.append("**Not aggregated yet** (no summary.json): finish the run, then `dcar-bench aggregate "
+                     f"{run_dir}`.\n")
+    else:
+        parts.append("### Results\n\n" + _suite_markdown(manifest, summary.get("results") or {}))
+    return "\n".join(parts)
+
+
+def render_report(run_dirs: Sequence[str | os.PathLike], title: str = "dcar-bench report",
+                  failures: Iterable[tuple[str, str]] = ()) -> str:
+    """The whole report: title, a banner if any run lacks real weights, one section per run, failures last."""
+    run_dirs = [Path(d) for d in run_dirs]
+    failures = list(failures)
+    head = [f"# {title}\n"]
+    any_fake = False
+    for d in run_dirs:
+        try:
+            m = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+            any_fake |= not (m.get("adapter_info") or {}).get("real_weights", False)
+        except (OSError, json.JSONDecodeError):
+            pass
+    if any_fake:
+        head.append("> **⚠ Some or all results below were produced WITHOUT the real model weights. "
+                    "They are NOT the paper's metrics.** See each section's banner.\n")
+    head.append(f"{len(run_dirs)} run(s)" + (f", **{len(failures)} failed**" if failures else "") + ".\n")
+    body = [render_run(d) for d in run_dirs]
+    if failures:
+        body.append("## Failed runs\n\n" + "\n".join(f"- **{label}**: `{msg.splitlines()[0] if msg else ''}`"
+                                                   for label, msg in failures) + "\n")
+    return "\n".join(head) + "\n" + "\n".join(body)
+
+
+def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, title: str = "dcar-bench report",
+                 failures: Iterable[tuple[str, str]] = ()) -> Path:
+    out = Path(out)
+    atomic_write_bytes(out, render_report(run_dirs, title, failures).encode("utf-8"))
+    return out

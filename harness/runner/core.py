@@ -1,0 +1,395 @@
+"""plan -> shard -> skip finished -> batch -> run -> append records -> aggregate.
+
+Why the runner owns the loop (DESIGN.md principles 2-4): suites and adapters stay
+pure functions of their inputs, and every guarantee a result needs — items planned
+up front, per-item seeds, resumability after SIGKILL, identical numbers for any
+batch size or shard count — is implemented once, here, and tested once.
+
+Aggregation reads only files (the records of every shard), so it can run in the
+same process, on rank 0 after a torchrun barrier, or later as ``dcar-bench aggregate``.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from harness import registry
+from harness.api import Adapter, Suite, WorkItem
+from harness.runner.config import merge_config
+from harness.runner.context import RunContext
+from harness.runner.records import RecordWriter, read_all, shard_filename
+from harness.runner.shard import Shard, resolve_shard
+from harness.store import RunStore, json_roundtrip
+
+MANIFEST_FORMAT = 1
+
+
+class RunError(RuntimeError):
+    """A run cannot proceed (bad adapter/suite pairing, bad records from a suite...)."""
+
+
+class IncompleteRunError(RunError):
+    """Aggregation found planned items without a record."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    shard: Shard
+    planned: int  # items in the whole plan
+    in_shard: int  # items assigned to this process
+    skipped: int  # of those, already recorded before this invocation
+    completed: int  # recorded by this invocation
+    summary: dict[str, Any] | None  # None if this process did not aggregate
+    report: Path | None
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def resolve_suite_class(name: str) -> type[Suite]:
+    cls = registry.resolve("suite", name)
+    if not (isinstance(cls, type) and issubclass(cls, Suite)):
+        raise RunError(f"registry entry suite {name!r} is {cls!r}, not a harness.api.Suite subclass")
+    return cls
+
+
+def build_config(
+    suite_cls: type[Suite],
+    config_file: str | os.PathLike | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] | None = None,
+    *,
+    seed: int | None = None,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Suite defaults + config file + ``--set`` overrides, then the ``--seed`` / ``--batch-size`` flags."""
+    flags: dict[str, Any] = {}
+    if seed is not None:
+        flags["seed"] = int(seed)
+    if batch_size is not None:
+        flags["batch_size"] = int(batch_size)
+    merged = merge_config(suite_cls.default_config(), config_file, overrides)
+    if flags:
+        merged = merge_config(merged, None, flags)
+    return json_roundtrip(merged)
+
+
+def check_plan(items: Sequence[WorkItem], suite_name: str) -> list[WorkItem]:
+    items = list(items)
+    if not items:
+        raise RunError(f"suite {suite_name!r} planned no items; check its config")
+    seen: set[str] = set()
+    for it in items:
+        if not isinstance(it, WorkItem) or not isinstance(it.id, str) or not it.id:
+            raise RunError(f"suite {suite_name!r} planned an invalid item {it!r} (need WorkItem with a non-empty id)")
+        if it.id in seen:
+            raise RunError(f"suite {suite_name!r} planned item id {it.id!r} twice; item ids must be unique")
+        seen.add(it.id)
+    return items
+
+
+def plan_digest(items: Sequence[WorkItem]) -> str:
+    h = hashlib.sha256()
+    for it in items:
+        h.update(json.dumps([it.id, dict(it.payload)], sort_keys=True, default=str).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def make_adapter(adapter_name: str, suite_cls: type[Suite], options: Mapping[str, Any]) -> Adapter:
+    """Registry name + ``model.*`` options -> adapter instance, with clear errors for mismatches."""
+    cls = registry.resolve("adapter", adapter_name)
+    if not (isinstance(cls, type) and issubclass(cls, Adapter)):
+        raise RunError(f"registry entry adapter {adapter_name!r} is {cls!r}, not a harness.api.Adapter subclass")
+    if suite_cls.adapter_kind and cls.kind != suite_cls.adapter_kind:
+        raise RunError(f"suite {suite_cls.name!r} needs a {suite_cls.adapter_kind} adapter, but {adapter_name!r} "
+                       f"is a {cls.kind or 'kind-less'} adapter")
+    options = dict(options or {})
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError as exc:
+        params = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+        raise RunError(f"adapter {adapter_name!r} does not accept options {sorted(options)} ({exc}); "
+                       f"its options are: {', '.join(params) or '(none)'}. Set them with --set model.<name>=value")
+    return cls(**options)
+
+
+def _suite_libraries(*objs: Any) -> list[str]:
+    libs: list[str] = []
+    for o in objs:
+        libs += list(getattr(o, "libraries", ()) or ())
+    return libs
+
+
+# --------------------------------------------------------------------------- distributed
+
+
+class _Distributed:
+    """A gloo process group when launched by torchrun with WORLD_SIZE > 1 (barrier only)."""
+
+    def __init__(self, shard: Shard):
+        self.active = False
+        self.owned = False
+        if not (shard.from_torchrun and shard.count > 1):
+            return
+        import torch.distributed as dist
+
+        if not dist.is_available():
+            return
+        if not dist.is_initialized():
+            dist.init_process_group(backend="gloo")
+            self.owned = True
+        self.active = True
+
+    def barrier(self) -> None:
+        if self.active:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.owned:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+            self.owned = self.active = False
+
+
+def _select_local_device() -> None:
+    """Under torchrun on GPUs, make ``cuda`` mean this process's GPU (LOCAL_RANK)."""
+    if "LOCAL_RANK" not in os.environ or "torch" not in sys.modules:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
+
+
+# --------------------------------------------------------------------------- run
+
+
+def finished_ids(store: RunStore) -> set[str]:
+    """Item ids with a complete record in any shard file (truncated tails do not count)."""
+    done: set[str] = set()
+    for _, res in read_all(store.records_dir):
+        done.update(r["item_id"] for r in res.records)
+    return done
+
+
+def _validate_records(records: Any, batch: Sequence[WorkItem], suite_name: str) -> list[dict[str, Any]]:
+    if not isinstance(records, list) or len(records) != len(batch):
+        n = len(records) if isinstance(records, list) else type(records).__name__
+        raise RunError(f"suite {suite_name!r}.run_batch returned {n} records for {len(batch)} items; "
+                       f"it must return one dict per item, in order")
+    for rec, it in zip(records, batch):
+        if not isinstance(rec, dict):
+            raise RunError(f"suite {suite_name!r}: record for {it.id!r} is a {type(rec).__name__}, not a dict")
+        if "item_id" in rec and rec["item_id"] != it.id:
+            raise RunError(f"suite {suite_name!r}: record for {it.id!r} says item_id={rec['item_id']!r}")
+    return records
+
+
+def run(
+    suite_name: str,
+    adapter_name: str | None,
+    out_dir: str | os.PathLike,
+    *,
+    overrides: Iterable[str] | Mapping[str, Any] | None = None,
+    config_file: str | os.PathLike | None = None,
+    shard: Shard | str | None = None,
+    seed: int | None = None,
+    batch_size: int | None = None,
+    show_progress: bool = True,
+    aggregate_when_done: bool = True,
+    argv: list[str] | None = None,
+) -> RunResult:
+    """Run (or resume) ``suite_name`` with ``adapter_name`` into ``out_dir``.
+
+    Returns a :class:`RunResult`; ``summary`` is set when this process aggregated
+    (single process, torchrun rank 0, or the last independent shard to finish).
+    """
+    suite_cls = resolve_suite_class(suite_name)
+    config = build_config(suite_cls, config_file, overrides, seed=seed, batch_size=batch_size)
+    shard = resolve_shard(shard)
+    store = RunStore(out_dir)
+    store.ensure_writable()
+
+    suite = suite_cls(config)
+    items = check_plan(suite.plan(), suite_name)
+    manifest: dict[str, Any] = {
+        "format": MANIFEST_FORMAT,
+        "suite": suite_name,
+        "adapter": adapter_name,
+        "config": config,
+        "seed": config["seed"],
+        "protocol": suite.protocol(),
+        "metrics": [m.to_dict() for m in suite_cls.metrics],
+        "num_items": len(items),
+        "plan_sha256": plan_digest(items),
+    }
+    store.check_same_experiment(manifest, check_weights=False)  # before paying for the adapter
+
+    dist = _Distributed(shard)
+    try:
+        mine = shard.select(items)
+        done = finished_ids(store)
+        todo = [it for it in mine if it.id not in done]
+        adapter = None
+        need_adapter = suite_cls.adapter_kind is not None or adapter_name is not None
+        if need_adapter and (todo or store.read_manifest() is None):
+            if adapter_name is None:
+                raise RunError(f"suite {suite_name!r} needs a {suite_cls.adapter_kind} adapter: pass --model NAME")
+            _select_local_device()
+            adapter = make_adapter(adapter_name, suite_cls, config.get("model") or {})
+        if adapter is not None:
+            manifest["adapter_info"] = adapter.info().to_dict()
+            manifest["adapter_class"] = f"{type(adapter).__module__}:{type(adapter).__qualname__}"
+        manifest["provenance"] = _provenance(suite_cls, adapter, argv)
+        if store.read_manifest() is None:
+            store.prepare(manifest)
+        else:  # resuming: same experiment? (weights only checked if the adapter was loaded this time)
+            store.check_same_experiment(manifest, check_weights="adapter_info" in manifest)
+        store.log_invocation({"shard": str(shard), "pid": os.getpid(), "host": socket.gethostname(),
+                              "batch_size": config["batch_size"], "todo": len(todo), "skipped": len(mine) - len(todo),
+                              "created": manifest["provenance"]["created"], "command": manifest["provenance"]["command"],
+                              "git": manifest["provenance"]["git"]})
+
+        ctx = _context(store, config, shard, show_progress)
+        completed = _execute(suite, adapter, todo, ctx, store, shard, config["batch_size"], show_progress, suite_name)
+        if adapter is not None:
+            adapter.close()
+
+        summary = report = None
+        dist.barrier()
+        if aggregate_when_done:
+            if dist.active:
+                if shard.index == 0:
+                    summary = aggregate(store.run_dir, show_progress=show_progress)
+            elif shard.count == 1 or not (set(it.id for it in items) - finished_ids(store)):
+                summary = aggregate(store.run_dir, show_progress=show_progress)
+            elif show_progress:
+                missing = len(set(it.id for it in items) - finished_ids(store))
+                print(f"shard {shard} finished; {missing} items of other shards are still missing. "
+                      f"When all shards are done: dcar-bench aggregate {store.run_dir}", file=sys.stderr)
+        if summary is not None:
+            report = store.report_path
+        dist.barrier()
+    finally:
+        dist.close()
+    return RunResult(store.run_dir, shard, len(items), len(mine), len(mine) - len(todo), completed, summary, report)
+
+
+def _provenance(suite_cls: type[Suite], adapter: Adapter | None, argv: list[str] | None) -> dict[str, Any]:
+    from harness.provenance import collect
+
+    return collect(_suite_libraries(suite_cls, adapter), argv)
+
+
+def _context(store: RunStore, config: Mapping[str, Any], shard: Shard, show_progress: bool) -> RunContext:
+    from harness.cache import Cache
+
+    cache_dir = os.environ.get("DCAR_BENCH_CACHE")
+    return RunContext(run_dir=store.run_dir, config=config, seed=int(config["seed"]), rank=shard.index,
+                      world_size=shard.count, cache=Cache(cache_dir) if cache_dir else Cache(),
+                      show_progress=show_progress)
+
+
+def _execute(suite: Suite, adapter: Adapter | None, todo: list[WorkItem], ctx: RunContext, store: RunStore,
+             shard: Shard, batch_size: int, show_progress: bool, suite_name: str) -> int:
+    from tqdm.auto import tqdm
+
+    completed = 0
+    path = store.records_dir / shard_filename(shard.index, shard.count)
+    with RecordWriter(path) as writer, tqdm(total=len(todo), desc=f"{suite_name} [shard {shard}]", unit="item",
+                                            disable=not show_progress or not todo, position=shard.index,
+                                            leave=True) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            records = _validate_records(suite.run_batch(batch, adapter, ctx), batch, suite_name)
+            for it, rec in zip(batch, records):
+                rec = dict(rec)
+                rec["item_id"] = it.id
+                rec["seed"] = ctx.item_seed(it.id)
+                writer.append(rec)
+                completed += 1
+            bar.update(len(batch))
+    return completed
+
+
+# --------------------------------------------------------------------------- aggregate
+
+
+def collect_records(store: RunStore, items: Sequence[WorkItem]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Union of all shard files, deduplicated by item_id, in plan order; raises on gaps or strangers."""
+    by_id: dict[str, dict[str, Any]] = {}
+    stats = {"files": 0, "duplicates": 0, "truncated_tails": 0}
+    for _, res in read_all(store.records_dir):
+        stats["files"] += 1
+        stats["truncated_tails"] += int(res.truncated_tail)
+        for rec in res.records:
+            if rec["item_id"] in by_id:
+                stats["duplicates"] += 1
+                continue
+            by_id[rec["item_id"]] = rec
+    planned = [it.id for it in items]
+    strangers = sorted(set(by_id) - set(planned))
+    if strangers:
+        raise RunError(f"{store.records_dir} holds records for {len(strangers)} items that are not in the plan "
+                       f"(e.g. {strangers[:3]}); the records do not belong to this run's config")
+    missing = [i for i in planned if i not in by_id]
+    if missing:
+        raise IncompleteRunError(
+            f"{store.run_dir}: {len(missing)} of {len(planned)} planned items have no record "
+            f"(e.g. {missing[:3]}). Finish the run first: rerun the same `dcar-bench run` command (it resumes), "
+            f"or run the missing shards.")
+    return [by_id[i] for i in planned], stats
+
+
+def records_digest(records: Sequence[Mapping[str, Any]]) -> str:
+    h = hashlib.sha256()
+    for rec in records:
+        h.update(json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def aggregate(out_dir: str | os.PathLike, *, show_progress: bool = False, write_report: bool = True) -> dict[str, Any]:
+    """Aggregate a run directory from its files; writes ``summary.json`` (and ``report.md``)."""
+    store = RunStore(out_dir)
+    manifest = store.require_manifest()
+    suite_cls = resolve_suite_class(manifest["suite"])
+    config = manifest["config"]
+    suite = suite_cls(config)
+    items = check_plan(suite.plan(), manifest["suite"])
+    if plan_digest(items) != manifest.get("plan_sha256"):
+        raise RunError(f"{store.run_dir}: the suite now plans different items than when the run was made "
+                       f"(plan_sha256 differs); the suite code or its data changed")
+    records, stats = collect_records(store, items)
+    ctx = RunContext(run_dir=store.run_dir, config=config, seed=int(config.get("seed", 0)),
+                     cache=_context(store, config, Shard(), show_progress).cache, show_progress=show_progress)
+    results = suite.aggregate(records, ctx)
+    info = manifest.get("adapter_info") or {}
+    summary = {
+        "suite": manifest["suite"],
+        "adapter": manifest.get("adapter"),
+        "real_weights": bool(info.get("real_weights", False)),
+        "num_items": len(records),
+        "records_sha256": records_digest(records),
+        "record_files": stats["files"],
+        "duplicate_records": stats["duplicates"],
+        "metrics": manifest.get("metrics", []),
+        "results": json_roundtrip(results),
+    }
+    store.write_summary(summary)
+    if write_report:
+        from harness.report.markdown import write_report as _write
+
+        _write([store.run_dir], store.report_path, title=f"dcar-bench: {manifest['suite']} × {manifest.get('adapter')}")
+    return summary

@@ -1,0 +1,164 @@
+"""The run directory: one place per run, self-describing, safe to resume.
+
+Layout::
+
+    <run_dir>/manifest.json        suite, adapter (+ info), full config, protocol, seed, provenance
+    <run_dir>/invocations.jsonl    one line per process that worked on the run (resumes, shards)
+    <run_dir>/records/shard-i-of-n.jsonl   per-item records (see harness.runner.records)
+    <run_dir>/artifacts/           files suites write through RunContext.write_artifact
+    <run_dir>/summary.json         the aggregate, written atomically from records only
+    <run_dir>/report.md            Markdown for this run
+
+Why the identity check: a run directory holds one experiment. Resuming into it with a
+different suite, adapter, seed or config would mix records of two experiments, so it
+is refused with the list of differing keys. Provenance (time, git, versions) may
+differ between invocations and is logged in ``invocations.jsonl``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from harness.runner.config import diff_keys
+from harness.runner.context import atomic_write_bytes
+
+MANIFEST = "manifest.json"
+SUMMARY = "summary.json"
+REPORT = "report.md"
+INVOCATIONS = "invocations.jsonl"
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used (unwritable, or holds a different experiment)."""
+
+
+class ConfigMismatchError(RunDirError):
+    """An existing run directory was made with a different suite/adapter/seed/config."""
+
+
+def dump_json(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+
+
+def json_roundtrip(obj: Any) -> Any:
+    """What ``obj`` looks like after being stored (tuples -> lists etc.), for comparisons."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+class RunStore:
+    def __init__(self, run_dir: str | os.PathLike):
+        self.run_dir = Path(run_dir)
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def manifest_path(self) -> Path:
+        return self.run_dir / MANIFEST
+
+    @property
+    def records_dir(self) -> Path:
+        return self.run_dir / "records"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.run_dir / SUMMARY
+
+    @property
+    def report_path(self) -> Path:
+        return self.run_dir / REPORT
+
+    # ------------------------------------------------------------------ checks
+    def ensure_writable(self) -> None:
+        """Create the run dir and prove we can write there, or raise RunDirError saying why."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.records_dir.mkdir(exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.records_dir, prefix=".write-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise RunDirError(f"output directory {self.run_dir} is not writable: {exc.strerror or exc}. "
+                              f"Choose another --out or fix its permissions.") from exc
+
+    # ------------------------------------------------------------------ manifest
+    def read_manifest(self) -> dict[str, Any] | None:
+        if not self.manifest_path.exists():
+            return None
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{self.manifest_path} is not valid JSON ({exc}); the run directory is damaged") from exc
+
+    def require_manifest(self) -> dict[str, Any]:
+        m = self.read_manifest()
+        if m is None:
+            raise RunDirError(f"{self.run_dir} is not a run directory (no {MANIFEST}); "
+                              f"create one with `dcar-bench run SUITE --model NAME --out {self.run_dir}`")
+        return m
+
+    def prepare(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Write ``manifest`` if the dir is new, else check it describes the same experiment.
+
+        Returns the manifest in force (the stored one when resuming).
+        """
+        new = json_roundtrip(dict(manifest))
+        old = self.read_manifest()
+        if old is None:
+            atomic_write_bytes(self.manifest_path, dump_json(new))
+            return new
+        self.check_same_experiment(new)
+        return old
+
+    def check_same_experiment(self, manifest: Mapping[str, Any], *, check_weights: bool = True) -> None:
+        """Raise ConfigMismatchError listing the differing keys if the stored manifest differs."""
+        old = self.read_manifest()
+        if old is None:
+            return
+        diffs = identity_diff(old, json_roundtrip(dict(manifest)), check_weights=check_weights)
+        if diffs:
+            raise ConfigMismatchError(
+                f"{self.run_dir} already holds a run with a different setup; refusing to mix results. Differences "
+                f"(stored -> requested):\n" + "\n".join(f"  - {d}" for d in diffs)
+                + "\nUse a new --out directory, or rerun with the original settings to resume."
+            )
+
+    def log_invocation(self, entry: Mapping[str, Any]) -> None:
+        """Append one line to invocations.jsonl (best-effort provenance of resumes and shards)."""
+        line = (json.dumps(json_roundtrip(dict(entry)), sort_keys=True) + "\n").encode("utf-8")
+        fd = os.open(self.run_dir / INVOCATIONS, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ summary
+    def write_summary(self, summary: Mapping[str, Any]) -> str:
+        return atomic_write_bytes(self.summary_path, dump_json(summary))
+
+    def read_summary(self) -> dict[str, Any] | None:
+        if not self.summary_path.exists():
+            return None
+        return json.loads(self.summary_path.read_text(encoding="utf-8"))
+
+
+def identity_diff(old: Mapping[str, Any], new: Mapping[str, Any], *, check_weights: bool = True) -> list[str]:
+    """Differences that make two manifests different experiments.
+
+    Suite, adapter, planned items, adapter weights and config (incl. the seed) must
+    match; ``check_weights=False`` skips the weights (used before the adapter is loaded).
+    """
+    out = []
+    for key in ("suite", "adapter", "plan_sha256"):
+        if old.get(key) != new.get(key):
+            out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    out += [f"config.{d}" for d in diff_keys(old.get("config") or {}, new.get("config") or {})]
+    if not check_weights:
+        return out
+    old_w = (old.get("adapter_info") or {}).get("weights")
+    new_w = (new.get("adapter_info") or {}).get("weights")
+    if old_w != new_w:
+        out.append(f"adapter_info.weights: {old_w!r} -> {new_w!r}")
+    return out
