@@ -151,10 +151,12 @@ def identity_diff(old: Mapping[str, Any], new: Mapping[str, Any], *, check_weigh
     match; ``check_weights=False`` skips the weights (used before the adapter is loaded).
     """
     out = []
-    for key in ("suite", "adapter", "plan_sha256"):
+    for key in ("suite", "adapter"):
         if old.get(key) != new.get(key):
             out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
     out += [f"config.{d}" for d in diff_keys(old.get("config") or {}, new.get("config") or {})]
+    if old.get("plan_sha256") != new.get("plan_sha256"):
+        out.append(f"plan_sha256 (the planned items): {old.get('plan_sha256')!r} -> {new.get('plan_sha256')!r}")
     if not check_weights:
         return out
     old_w = (old.get("adapter_info") or {}).get("weights")

@@ -108,7 +108,7 @@ def set_dotted(cfg: dict[str, Any], key: str, value: Any) -> None:
 
 
 def _check_known(defaults: Mapping[str, Any], keys: Iterable[str], source: str) -> None:
-    known = list(flatten(defaults)) + list(RUNNER_KEYS)
+    known = sorted(set(flatten(defaults)) | set(RUNNER_KEYS))
     for key in keys:
         if not _known(defaults, key):
             close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)

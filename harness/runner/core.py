@@ -216,6 +216,8 @@ def run(
     (single process, torchrun rank 0, or the last independent shard to finish).
     """
     suite_cls = resolve_suite_class(suite_name)
+    if adapter_name is not None:
+        registry.target("adapter", adapter_name)  # a typo fails here, before anything is written
     config = build_config(suite_cls, config_file, overrides, seed=seed, batch_size=batch_size)
     shard = resolve_shard(shard)
     store = RunStore(out_dir)

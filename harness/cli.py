@@ -1,0 +1,225 @@
+"""``dcar-bench``: the command line.
+
+Why it imports almost nothing at start-up: ``dcar-bench --help`` and ``dcar-bench ls``
+must be instant and must work even when torch or a suite's extra is missing
+(DESIGN.md principle 1). Every sub-command imports what it needs inside its handler;
+the registry is a table of strings. Registry ``tool`` entries are dispatched
+generically: ``dcar-bench parity DIR`` calls ``registry.resolve("tool", "parity")(["DIR"])``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness import registry
+
+DEFAULT_SMOKE_LIST = "smoke.yaml"  # inside the `suites` package
+
+
+def _tool_names() -> list[str]:
+    return registry.names("tool")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dcar-bench",
+        description="Benchmark and evaluation harness for DC-AR and its peers. Offline: weights come from local "
+                    "paths, env vars or the Hugging Face cache (see `dcar-bench doctor`).",
+        epilog="tools (dispatched to the registry): " + ", ".join(_tool_names()) + ". "
+               "Run `dcar-bench TOOL --help` for a tool's own options.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run (or resume) a suite with an adapter into a run directory")
+    r.add_argument("suite", help="suite name (see `dcar-bench ls`)")
+    r.add_argument("--model", "-m", help="adapter name (see `dcar-bench ls`)")
+    r.add_argument("--config", help="YAML file overriding the suite's defaults")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key (dotted, YAML-typed), e.g. --set num_items=8 --set model.path=/w")
+    r.add_argument("--out", "-o", required=True, help="run directory (created; resumed if it exists)")
+    r.add_argument("--shard", help="run only shard i of n (i/n, 0-based); default from torchrun's RANK/WORLD_SIZE")
+    r.add_argument("--seed", type=int, help="run seed (item seeds derive from it); default: config 'seed' (0)")
+    r.add_argument("--batch-size", type=int, help="items per adapter call (does not change results)")
+    r.add_argument("--no-aggregate", action="store_true", help="only produce records; aggregate later")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+    a = sub.add_parser("aggregate", help="aggregate a run directory's records into summary.json + report.md")
+    a.add_argument("run_dir")
+
+    ls = sub.add_parser("ls", help="list registered adapters, suites, metrics and tools (imports nothing)")
+    ls.add_argument("kind", nargs="?", choices=registry.KINDS, help="only this kind")
+
+    d = sub.add_parser("doctor", help="which weights/datasets each adapter and suite needs, and where they are")
+    d.add_argument("names", nargs="*", help="only these adapters/suites")
+    d.add_argument("--strict", action="store_true", help="exit 1 if anything required is missing")
+
+    rep = sub.add_parser("report", help="Markdown report over run directories")
+    rep.add_argument("run_dirs", nargs="+")
+    rep.add_argument("--out", help="write the report here (default: print it)")
+    rep.add_argument("--title", default="dcar-bench report")
+
+    s = sub.add_parser("smoke", help="the main job: every entry of suites/smoke.yaml on tiny built-in configs, "
+                                     "then a Markdown report")
+    s.add_argument("--out", "-o", required=True, help="directory for the runs and report.md")
+    s.add_argument("--list", dest="smoke_list", help="YAML list of {suite, model, set} (default: suites/smoke.yaml)")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    return p
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner.core import run
+
+    res = run(args.suite, args.model, args.out, overrides=args.overrides, config_file=args.config,
+              shard=args.shard, seed=args.seed, batch_size=args.batch_size, show_progress=not args.quiet,
+              aggregate_when_done=not args.no_aggregate, argv=["dcar-bench", *sys.argv[1:]])
+    print(f"{res.run_dir}: shard {res.shard}: {res.completed} item(s) run, {res.skipped} already done "
+          f"({res.in_shard} in shard, {res.planned} planned)")
+    if res.report is not None:
+        print(f"report: {res.report}")
+    return 0
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    from harness.runner.core import aggregate
+    from harness.store import REPORT, SUMMARY
+
+    aggregate(args.run_dir)
+    print(f"{Path(args.run_dir) / SUMMARY}\n{Path(args.run_dir) / REPORT}")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    kinds = [args.kind] if args.kind else list(registry.KINDS)
+    for kind in kinds:
+        names = registry.names(kind)
+        print(f"{kind}s:")
+        width = max((len(n) for n in names), default=0)
+        for n in names:
+            print(f"  {n.ljust(width)}  {registry.target(kind, n)}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from harness.doctor import doctor
+
+    text, problems = doctor(args.names)
+    print(text, end="")
+    return 1 if (args.strict and problems) else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report.markdown import render_report, write_report
+
+    for d in args.run_dirs:
+        if not (Path(d) / "manifest.json").exists():
+            raise _CliError(f"{d} is not a run directory (no manifest.json)")
+    if args.out:
+        print(write_report(args.run_dirs, args.out, args.title))
+    else:
+        print(render_report(args.run_dirs, args.title), end="")
+    return 0
+
+
+def load_smoke_list(path: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Entries ``{suite, model, set: {...}, name?}`` from ``suites/smoke.yaml`` (or ``path``)."""
+    import yaml
+
+    if path is None:
+        from importlib import resources
+
+        text = resources.files("suites").joinpath(DEFAULT_SMOKE_LIST).read_text(encoding="utf-8")
+        source = f"suites/{DEFAULT_SMOKE_LIST}"
+    else:
+        text, source = Path(path).read_text(encoding="utf-8"), str(path)
+    data = yaml.safe_load(text) or []
+    if isinstance(data, dict) and "runs" in data:
+        data = data["runs"]
+    if not isinstance(data, list) or not data:
+        raise _CliError(f"{source}: expected a non-empty list of {{suite, model, set}} entries")
+    for i, e in enumerate(data):
+        if not isinstance(e, dict) or "suite" not in e:
+            raise _CliError(f"{source}: entry {i} must be a mapping with at least 'suite' (and usually 'model')")
+        unknown = set(e) - {"suite", "model", "set", "name"}
+        if unknown:
+            raise _CliError(f"{source}: entry {i} has unknown keys {sorted(unknown)} (allowed: suite, model, set, name)")
+    return data
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from harness.report.markdown import write_report
+    from harness.runner.config import flatten
+    from harness.runner.core import run
+
+    entries = load_smoke_list(args.smoke_list)
+    out = Path(args.out)
+    run_dirs, failures = [], []
+    for i, e in enumerate(entries):
+        label = e.get("name") or f"{e['suite']}-{e.get('model') or 'none'}"
+        run_dir = out / f"{i:02d}-{label}"
+        print(f"[smoke {i + 1}/{len(entries)}] {e['suite']} × {e.get('model')} -> {run_dir}", flush=True)
+        try:
+            run(e["suite"], e.get("model"), run_dir, overrides=flatten(e.get("set") or {}),
+                show_progress=not args.quiet, argv=["dcar-bench", *sys.argv[1:]])
+            run_dirs.append(run_dir)
+        except Exception as exc:  # one broken suite must not hide the others' results
+            failures.append((label, f"{type(exc).__name__}: {exc}"))
+            print(f"  FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+            if (run_dir / "manifest.json").exists():
+                run_dirs.append(run_dir)
+    report = write_report(run_dirs, out / "report.md", title="dcar-bench smoke run (embedded default)",
+                          failures=failures)
+    print(f"report: {report}")
+    return 1 if failures else 0
+
+
+class _CliError(Exception):
+    """A user-facing error raised by the CLI itself."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message is the whole story (no traceback), imported only when needed."""
+    from harness.api import MissingResourceError
+    from harness.runner.config import ConfigError
+    from harness.runner.core import RunError
+    from harness.runner.records import RecordsCorruptError, ShardBusyError
+    from harness.runner.shard import ShardError
+    from harness.store import RunDirError
+
+    return (_CliError, registry.UnknownNameError, MissingResourceError, ConfigError, RunError, RecordsCorruptError,
+            ShardBusyError, ShardError, RunDirError, ImportError)
+
+
+HANDLERS = {"run": cmd_run, "aggregate": cmd_aggregate, "ls": cmd_ls, "doctor": cmd_doctor,
+            "report": cmd_report, "smoke": cmd_smoke}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in _tool_names():
+            rc = registry.resolve("tool", argv[0])(argv[1:])
+            return int(rc or 0)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return HANDLERS[args.command](args)
+    except KeyboardInterrupt:
+        print("dcar-bench: interrupted (completed items are kept; rerun the same command to resume)", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("DCAR_BENCH_DEBUG") or not isinstance(exc, _user_errors()):
+            raise
+        print(f"dcar-bench: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
