@@ -1,0 +1,58 @@
+"""Dummy adapters: output depends only on (input, seed); bad input is refused clearly."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from baselines.dummy import DummyClassToImage, DummyTextToImage, DummyTokenizer
+
+
+def test_t2i_is_a_pure_function_of_prompt_and_seed():
+    m = DummyTextToImage(resolution=16)
+    batch = m.generate(["a", "b", "c"], [1, 2, 3])
+    assert batch.shape == (3, 3, 16, 16) and batch.dtype == torch.float32
+    assert 0 <= batch.min() and batch.max() <= 1
+    alone = m.generate(["b"], [2])
+    assert torch.equal(alone[0], batch[1])  # batch composition does not matter
+    assert not torch.equal(m.generate(["b"], [3])[0], alone[0])  # the seed matters
+    assert not torch.equal(m.generate(["x"], [2])[0], alone[0])  # the prompt matters
+    assert m.info().real_weights is False and m.info().kind == "text_to_image"
+
+
+def test_c2i_is_deterministic():
+    m = DummyClassToImage(resolution=8)
+    a = m.generate([1, 2], [5, 5])
+    assert torch.equal(a, m.generate([1, 2], [5, 5])) and not torch.equal(a[0], a[1])
+
+
+@pytest.mark.parametrize("bad", [dict(resolution=0), dict(delay_s=-1)])
+def test_bad_constructor_options(bad):
+    with pytest.raises(ValueError):
+        DummyTextToImage(**bad)
+
+
+def test_bad_generate_calls():
+    m = DummyTextToImage(resolution=4)
+    with pytest.raises(ValueError, match="2 prompts but 1 seeds"):
+        m.generate(["a", "b"], [1])
+    with pytest.raises(TypeError, match="unknown option"):
+        m.generate(["a"], [1], cfg=3)
+    assert m.generate([], []).shape == (0, 3, 4, 4)
+
+
+def test_tokenizer_paths_are_lossy_and_ordered():
+    from skimage import data
+
+    img = torch.from_numpy(data.astronaut()[:64, :64]).permute(2, 0, 1)[None].float() / 255
+    tok = DummyTokenizer()
+    cont, disc = tok.reconstruct(img, "continuous"), tok.reconstruct(img, path="discrete")
+    assert cont.shape == disc.shape == img.shape
+    err_c, err_d = (cont - img).abs().mean(), (disc - img).abs().mean()
+    assert 0 < err_c < err_d  # discrete is coarser, as in a real hybrid tokenizer
+    assert torch.equal(tok.reconstruct(img), cont)  # default path is the first
+    with pytest.raises(ValueError, match="unknown path"):
+        tok.reconstruct(img, "hybrid")
+    with pytest.raises(ValueError, match="multiples of 2"):
+        tok.reconstruct(img[..., :63, :63])
+    with pytest.raises(ValueError, match="3 RGB channels"):
+        tok.reconstruct(img[:, :1])
