@@ -117,7 +117,7 @@ def make_adapter(adapter_name: str, suite_cls: type[Suite], options: Mapping[str
     except TypeError as exc:
         params = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
         raise RunError(f"adapter {adapter_name!r} does not accept options {sorted(options)} ({exc}); "
-                       f"its options are: {', '.join(params) or '(none)'}. Set them with --set model.<name>=value")
+                       f"its options are: {', '.join(params) or '(none)'}. Set them with --set model.<name>=value") from None
     return cls(**options)
 
 

@@ -1,8 +1,8 @@
 """Test-only registry targets: an adapter that claims real weights, one that needs a file, a tool."""
 from __future__ import annotations
 
-from harness.api import AdapterInfo, Requirement
 from baselines.dummy import DummyTextToImage
+from harness.api import AdapterInfo, Requirement
 
 TOOL_CALLS: list[list[str]] = []
 

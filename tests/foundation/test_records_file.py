@@ -10,8 +10,8 @@ from harness.runner.records import (
     RecordWriter,
     ShardBusyError,
     read_records_file,
-    shard_files,
     shard_filename,
+    shard_files,
 )
 
 

@@ -6,14 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from foundation_helpers import read_records
 
 from harness.runner.config import ConfigError
 from harness.runner.core import IncompleteRunError, RunError, aggregate, run
 from harness.runner.records import RecordsCorruptError
 from harness.seeding import item_seed
 from harness.store import ConfigMismatchError, RunDirError
-
-from foundation_helpers import read_records
 
 SMALL = {"num_items": 7, "model.resolution": 8}
 
