@@ -73,12 +73,33 @@ class ConvLayer(nn.Module):
         self.act = build_act(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
+        if self.conv.groups > 1 and self.conv.groups == self.conv.in_channels and x.dtype == torch.float64 \
+                and x.device.type == "cpu":
+            x = depthwise_conv_shifted_sum(x, self.conv.weight, self.conv.bias)
+        else:
+            x = self.conv(x)
         if self.norm is not None:
             x = self.norm(x)
         if self.act is not None:
             x = self.act(x)
         return x
+
+
+def depthwise_conv_shifted_sum(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Depthwise "same" convolution as a sum of k*k shifted, per-channel-scaled copies of the input.
+
+    Why: identical maths to ``F.conv2d(..., groups=C)``, but torch's CPU float64 grouped
+    convolution runs one tiny convolution per channel (thousands of calls for GLUMBConv's
+    8C channels), which made the float64 parity check ~10x slower. Used only for float64 on CPU.
+    """
+    channels, _, kh, kw = weight.shape
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (kw // 2, kw // 2, kh // 2, kh // 2))
+    out = torch.zeros_like(x) if bias is None else bias.view(1, channels, 1, 1).expand_as(x).clone()
+    for dy in range(kh):
+        for dx in range(kw):
+            out = out + padded[:, :, dy:dy + h, dx:dx + w] * weight[:, 0, dy, dx].view(1, channels, 1, 1)
+    return out
 
 
 class OpSequential(nn.Module):
