@@ -1,0 +1,240 @@
+"""Per-image reconstruction metrics (PSNR, SSIM, LPIPS) with the DC-AE evaluator's conventions.
+
+Both images are quantised to uint8 first (:func:`harness.images.to_uint8`, round-half-up)
+because that is what the DC-AE evaluator does before every metric (IMAGENET_RECON.md A).
+Every function returns one value per image (float64 numpy); suites store these as
+records and average them at aggregation, so the mean does not depend on batching.
+
+SSIM border handling changed in torchmetrics 1.5.0 (PITFALLS.md 6); both variants are
+named options: ``"full"`` (torchmetrics >= 1.5: mean over the whole reflect-padded map) and
+``"valid"`` (torchmetrics < 1.5, scikit-image, MATLAB: the 5-px border is dropped). The
+choice and the version it reproduces are recorded in :attr:`SSIM.spec`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.api import MetricSpec, Requirement
+from harness.images import to_uint8
+
+SSIM_BORDERS = {
+    "full": "torchmetrics>=1.5.0 (PR #2721): mean over the full H x W map of the reflect-padded input",
+    "valid": "torchmetrics<1.5.0 / scikit-image / MATLAB: mean over the map without its 5-px border",
+}
+
+
+def _pair_u8(reference: torch.Tensor, reconstruction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    for name, t in (("reference", reference), ("reconstruction", reconstruction)):
+        if not torch.is_tensor(t):
+            raise TypeError(f"{name}: expected a torch tensor, got {type(t).__name__}")
+        if t.ndim != 4 or t.shape[1] != 3:
+            raise ValueError(f"{name}: expected shape (B, 3, H, W), got {tuple(t.shape)}")
+    if reference.shape != reconstruction.shape:
+        raise ValueError(f"shape mismatch: reference {tuple(reference.shape)} vs reconstruction "
+                         f"{tuple(reconstruction.shape)}")
+    return to_uint8(reference), to_uint8(reconstruction)
+
+
+# --------------------------------------------------------------------------- PSNR
+
+
+def psnr_per_image(reference: torch.Tensor, reconstruction: torch.Tensor) -> np.ndarray:
+    """10 log10(255^2 / MSE) per image over all pixels and RGB channels (inf for identical images)."""
+    a, b = _pair_u8(reference, reconstruction)
+    mse = (a.double() - b.double()).pow(2).flatten(1).mean(1)
+    with np.errstate(divide="ignore"):
+        return (10.0 * np.log10(255.0 ** 2 / mse.numpy())).astype(np.float64)
+
+
+# --------------------------------------------------------------------------- SSIM
+
+
+def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
+    g = torch.exp(-(x / sigma) ** 2 / 2.0)
+    g = g / g.sum()
+    return torch.outer(g, g)
+
+
+def ssim_per_image(reference: torch.Tensor, reconstruction: torch.Tensor, *, border: str = "full",
+                   sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> np.ndarray:
+    """Gaussian SSIM (11x11, sigma 1.5, data range 255) per RGB channel, averaged per image, float64."""
+    if border not in SSIM_BORDERS:
+        raise ValueError(f"unknown SSIM border mode {border!r}; choose one of {sorted(SSIM_BORDERS)}")
+    a, b = _pair_u8(reference, reconstruction)
+    size = int(3.5 * sigma + 0.5) * 2 + 1
+    pad = (size - 1) // 2
+    h, w = a.shape[-2:]
+    if min(h, w) <= pad:
+        raise ValueError(f"images of {h}x{w} are too small for an {size}x{size} SSIM window")
+    x, y = a.double(), b.double()
+    c = x.shape[1]
+    kernel = _gaussian_window(size, sigma).expand(c, 1, size, size)
+    stack = torch.cat([x, y, x * x, y * y, x * y])
+    stack = F.pad(stack, (pad, pad, pad, pad), mode="reflect")
+    mu_x, mu_y, e_xx, e_yy, e_xy = F.conv2d(stack, kernel, groups=c).split(x.shape[0])
+    var_x = (e_xx - mu_x ** 2).clamp(min=0.0)
+    var_y = (e_yy - mu_y ** 2).clamp(min=0.0)
+    cov = e_xy - mu_x * mu_y
+    c1, c2 = (k1 * 255.0) ** 2, (k2 * 255.0) ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    if border == "valid":
+        ssim_map = ssim_map[..., pad:-pad, pad:-pad]
+    return ssim_map.flatten(1).mean(1).numpy()
+
+
+# --------------------------------------------------------------------------- metric objects
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+class PSNR:
+    spec: ClassVar[MetricSpec] = MetricSpec(
+        name="psnr", direction="higher",
+        params={"quantize": "uint8 round-half-up", "data_range": 255, "reduction": "mean of per-image PSNR",
+                "channels": "RGB jointly"},
+        reference="skimage.metrics.peak_signal_noise_ratio; torchmetrics PeakSignalNoiseRatio",
+    )
+
+    def __call__(self, reference: torch.Tensor, reconstruction: torch.Tensor) -> np.ndarray:
+        return psnr_per_image(reference, reconstruction)
+
+
+class SSIM:
+    """SSIM with a named border convention; ``spec`` records which library version it reproduces."""
+
+    def __init__(self, border: str = "full"):
+        if border not in SSIM_BORDERS:
+            raise ValueError(f"unknown SSIM border mode {border!r}; choose one of {sorted(SSIM_BORDERS)}")
+        self.border = border
+        self.spec = MetricSpec(
+            name="ssim", direction="higher",
+            params={"window": "gaussian 11x11", "sigma": 1.5, "k1": 0.01, "k2": 0.03, "data_range": 255,
+                    "channels": "per RGB channel, averaged", "variance": "population", "border": border,
+                    "border_convention": SSIM_BORDERS[border], "quantize": "uint8 round-half-up",
+                    "torchmetrics_installed": _version("torchmetrics"),
+                    "scikit_image_installed": _version("scikit-image")},
+            reference=("torchmetrics 1.9.0 structural_similarity_index_measure" if border == "full"
+                       else "skimage.metrics.structural_similarity(gaussian_weights, use_sample_covariance=False)"),
+        )
+
+    def __call__(self, reference: torch.Tensor, reconstruction: torch.Tensor) -> np.ndarray:
+        return ssim_per_image(reference, reconstruction, border=self.border)
+
+
+# --------------------------------------------------------------------------- LPIPS
+
+ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"
+ALEXNET_ENV_VAR = "DCAR_LPIPS_ALEXNET"
+
+
+def lpips_alexnet_requirement() -> Requirement:
+    """Where the LPIPS AlexNet trunk is looked up (for the loader and ``doctor``)."""
+    from harness.metrics.inception import torch_hub_checkpoints_dir
+
+    return Requirement(
+        name="LPIPS AlexNet backbone",
+        description=(
+            "torchvision's ImageNet AlexNet weights (~233 MB) used as the LPIPS trunk (the linear heads ship inside "
+            f"the lpips package). Download https://download.pytorch.org/models/{ALEXNET_FILENAME} and point "
+            f"{ALEXNET_ENV_VAR} at it, or place it in $TORCH_HOME/hub/checkpoints/."
+        ),
+        env_var=ALEXNET_ENV_VAR,
+        config_key="metrics.lpips.backbone_path",
+        default_paths=(str(torch_hub_checkpoints_dir() / ALEXNET_FILENAME),),
+    )
+
+
+def resolve_alexnet_path(backbone_path: str | os.PathLike | None = None) -> Path:
+    """Explicit path, then ``$DCAR_LPIPS_ALEXNET``, then the torch hub cache; never downloads."""
+    from harness.resources import locate
+
+    return locate(lpips_alexnet_requirement(), backbone_path)
+
+
+def _load_alexnet_trunk(model: Any, path: Path) -> None:
+    """Copy torchvision AlexNet ``features.<i>.*`` weights into lpips' slice modules (same module objects)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    targets = {}
+    for slice_name, sl in model.net.named_children():
+        for idx, module in sl.named_children():
+            for pname, param in module.named_parameters(recurse=False):
+                targets[f"features.{idx}.{pname}"] = (f"{slice_name}.{idx}.{pname}", param)
+    missing = [k for k in targets if k not in state]
+    if missing:
+        raise ValueError(f"{path} is not a torchvision AlexNet state dict (missing {missing[:3]}...)")
+    with torch.no_grad():
+        for key, (_, param) in targets.items():
+            if state[key].shape != param.shape:
+                raise ValueError(f"{path}: {key} has shape {tuple(state[key].shape)}, expected {tuple(param.shape)}")
+            param.copy_(state[key])
+
+
+class LPIPS:
+    """LPIPS v0.1 with the AlexNet trunk, computed by the ``lpips`` package.
+
+    ``random_backbone_seed`` builds the trunk randomly (``pnet_rand=True``) under that
+    torch seed for tests and smoke runs; such results are flagged ``real_weights=False``.
+    """
+
+    def __init__(self, backbone_path: str | os.PathLike | None = None, *, random_backbone_seed: int | None = None,
+                 device: str | torch.device = "cpu", batch_size: int = 32):
+        try:
+            import lpips
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("LPIPS needs the `lpips` package: pip install 'dcar-bench[recon]'") from exc
+        if random_backbone_seed is not None and backbone_path:
+            raise ValueError("give either backbone_path or random_backbone_seed, not both")
+        path = None if random_backbone_seed is not None else resolve_alexnet_path(backbone_path)
+        devnull = open(os.devnull, "w")
+        try:
+            import contextlib
+
+            with torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(devnull):
+                if random_backbone_seed is not None:
+                    torch.manual_seed(int(random_backbone_seed))
+                model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+        finally:
+            devnull.close()
+        if path is not None:
+            from harness.metrics.inception import file_sha256
+
+            _load_alexnet_trunk(model, path)
+            self.weights_id = "sha256:" + file_sha256(path)
+            self.real_weights = True
+        else:
+            self.weights_id = f"random-init:torch.manual_seed({int(random_backbone_seed)})"
+            self.real_weights = False
+        self.model = model.eval().requires_grad_(False).to(device)
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self.spec = MetricSpec(
+            name="lpips", direction="lower",
+            params={"net": "alex", "version": "0.1", "input": "uint8/255 mapped to [-1, 1]",
+                    "quantize": "uint8 round-half-up", "backbone_weights": self.weights_id,
+                    "real_weights": self.real_weights, "lpips_version": _version("lpips")},
+            reference="lpips 0.1.4 LPIPS(net='alex')",
+        )
+
+    @torch.inference_mode()
+    def __call__(self, reference: torch.Tensor, reconstruction: torch.Tensor) -> np.ndarray:
+        a, b = _pair_u8(reference, reconstruction)
+        out = []
+        for s in range(0, a.shape[0], self.batch_size):
+            x = 2.0 * (a[s:s + self.batch_size].to(self.device).float() / 255.0) - 1.0
+            y = 2.0 * (b[s:s + self.batch_size].to(self.device).float() / 255.0) - 1.0
+            out.append(self.model(x, y).flatten().double().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0)
