@@ -1,0 +1,232 @@
+"""DC-AR's hybrid sampler: MaskGIT-style unmasking of discrete ids, then residuals from the diffusion head.
+
+Why every detail matters (FACTS §b.6): the released images come from a specific loop --
+annealed Gumbel temperature ``tau = 1.5 (1 - r)``, logits divided by ``0.5 + 0.8 (1 - r)``,
+CFG ``cond + s (cond - uncond)`` with constant s = 4.5, confidence = tempered logit of the
+sampled id + fresh Gumbel noise (not a probability), an arccos schedule whose re-mask count
+comes from batch row 0, and residuals predicted from the hidden states of the *last* pass.
+
+Random numbers come from a :class:`NoiseSource`:
+
+* :class:`OfficialOrderNoise` consumes the default generator of the model's device in exactly the
+  official order (``rand(2B)`` for the null-caption swap, ``(B, N, V)`` id noise, ``(B, N)``
+  confidence noise per step; then ``randn(B N, C)`` and one ``randn(2 B N, C)`` per diffusion
+  step), so ``torch.manual_seed(s)`` reproduces the official ``generate()`` bit for bit.
+* :class:`PerItemNoise` gives every image its own seeded CPU generator and draws only what
+  that image needs, so an image does not depend on batch size, batch composition or shard.
+  In this mode the re-mask count is computed per row (the official row-0 rule would couple rows).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .transformer import DCAR
+
+RNG_MODES = ("per_item", "official")
+
+
+def gumbel(uniform: torch.Tensor) -> torch.Tensor:
+    """``-log(-log(u))`` with both logs clamped at 1e-20 (MaskGIT convention)."""
+    return -torch.log((-torch.log(uniform.clamp(min=1e-20))).clamp(min=1e-20))
+
+
+# --------------------------------------------------------------------------- noise sources
+
+
+class NoiseSource:
+    """Where the sampler's random numbers come from."""
+
+    per_row_schedule: bool = False
+
+    def null_caption_draw(self, batch: int, device: torch.device) -> None:
+        """The official code draws ``rand(2B)`` inside the null-caption swap (the values are unused)."""
+
+    def id_uniform(self, is_mask: torch.Tensor, vocab: int) -> torch.Tensor:
+        """U(0,1) noise for the masked positions, (M, V) in row-major order."""
+        raise NotImplementedError
+
+    def confidence_uniform(self, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+        raise NotImplementedError
+
+    def diffusion_noise(self, shape: tuple[int, ...], device: torch.device, tokens_per_image: int) -> torch.Tensor:
+        """N(0,1) noise for the diffusion head: ``(k B N, C)`` rows, image-major within each of the k copies."""
+        raise NotImplementedError
+
+
+class OfficialOrderNoise(NoiseSource):
+    """The device's global generator, consumed exactly as the official ``DCAR.generate``."""
+
+    def __init__(self, batch: int, device: torch.device):
+        self.batch = batch
+        self.device = torch.device(device)
+
+    def null_caption_draw(self, batch: int, device: torch.device) -> None:
+        torch.rand(batch, device=self.device)
+
+    def id_uniform(self, is_mask: torch.Tensor, vocab: int) -> torch.Tensor:
+        b, n = is_mask.shape
+        return torch.rand(b, n, vocab, device=self.device)[is_mask]
+
+    def confidence_uniform(self, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+        return torch.rand(shape, device=self.device)
+
+    def diffusion_noise(self, shape: tuple[int, ...], device: torch.device, tokens_per_image: int) -> torch.Tensor:
+        return torch.randn(shape, device=self.device)
+
+
+class PerItemNoise(NoiseSource):
+    """One seeded CPU generator per image; noise drawn on CPU and moved to the device."""
+
+    per_row_schedule = True
+
+    def __init__(self, seeds: Sequence[int], device: torch.device):
+        self.generators = []
+        for seed in seeds:
+            g = torch.Generator(device="cpu")
+            g.manual_seed(int(seed))
+            self.generators.append(g)
+        self.device = torch.device(device)
+
+    def id_uniform(self, is_mask: torch.Tensor, vocab: int) -> torch.Tensor:
+        counts = is_mask.sum(dim=1).tolist()
+        parts = [torch.rand(int(m), vocab, generator=g) for g, m in zip(self.generators, counts)]
+        return torch.cat(parts, dim=0).to(self.device, non_blocking=True)
+
+    def confidence_uniform(self, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+        b, n = shape
+        return torch.stack([torch.rand(n, generator=g) for g in self.generators]).to(self.device)
+
+    def diffusion_noise(self, shape: tuple[int, ...], device: torch.device, tokens_per_image: int) -> torch.Tensor:
+        """Each image draws (tokens, C) per call; rows are image-major per copy ([cond; uncond] stacks),
+        and the extra copies (the uncond half, whose samples are discarded) reuse the same values."""
+        rows, channels = shape
+        per_copy = len(self.generators) * tokens_per_image
+        if rows % per_copy:
+            raise ValueError(f"diffusion noise rows {rows} not a multiple of batch x tokens = {per_copy}")
+        draws = torch.cat([torch.randn(tokens_per_image, channels, generator=g) for g in self.generators])
+        return draws.repeat(rows // per_copy, 1).to(self.device)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class SamplingOptions:
+    """The knobs a sweep needs; defaults are the released ones (see ``config.SAMPLING_DEFAULTS_SOURCE``)."""
+
+    num_steps: int = 12
+    cfg_scale: float = 4.5  # official convention: cond + s * (cond - uncond)
+    randomize_temperature: float = 1.5
+    softmax_temperature_annealing: bool = True
+    num_diffusion_steps: int | str = 32
+    diffusion_temperature: float = 1.0
+    predict_residuals: bool = True  # False: the discrete-only baseline (no diffusion-head call)
+    cache_text: bool = True  # False recomputes caption embedding + text K/V every step (for benchmarking)
+
+    def __post_init__(self) -> None:
+        if int(self.num_steps) < 1:
+            raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
+        self.num_steps = int(self.num_steps)
+        if not math.isfinite(float(self.cfg_scale)):
+            raise ValueError(f"cfg_scale must be finite, got {self.cfg_scale}")
+        if float(self.randomize_temperature) < 0:
+            raise ValueError(f"randomize_temperature must be >= 0, got {self.randomize_temperature}")
+        steps = str(self.num_diffusion_steps)
+        if not (steps.isdigit() or steps.startswith("ddim") or "," in steps) or steps in ("0",):
+            raise ValueError(f"num_diffusion_steps must be a positive int (or an iDDPM respacing string), got {steps!r}")
+
+
+@dataclass
+class SampleOutput:
+    ids: torch.Tensor  # (B, N) long
+    residual: torch.Tensor | None  # (B, N, token_size) float32, None when predict_residuals=False
+    info: dict = field(default_factory=dict)
+
+
+def remask_count(step_ratio: float, seq_len: int, masked_per_row: torch.Tensor, per_row: bool) -> torch.Tensor:
+    """How many of the tokens must stay masked after this step: arccos schedule, clamped to [1, #masked - 1].
+
+    Official rule: ``k = clamp(floor(N arccos(r) / (pi/2)), 1, #masked(row 0) - 1)`` (float32), shared by all
+    rows. ``per_row`` uses each row's own masked count instead. Returns (B,) long.
+    """
+    k = torch.tensor([np.floor(seq_len * (np.arccos(step_ratio) / (math.pi * 0.5)))], dtype=torch.float32)
+    counts = masked_per_row.to(torch.float32).cpu()
+    k = torch.maximum(torch.tensor([1.0]), torch.minimum(counts - 1, k))
+    if not per_row:
+        k = k[:1].expand_as(counts)
+    return k.long()
+
+
+@torch.no_grad()
+def sample(model: DCAR, text_hidden: torch.Tensor, text_mask: torch.Tensor, options: SamplingOptions,
+           noise: NoiseSource, *, autocast_dtype: torch.dtype | None = None,
+           progress: Callable | None = None) -> SampleOutput:
+    """Generate token ids (and residuals) for a batch of encoded captions.
+
+    ``text_hidden`` (B, L, context_dim) and ``text_mask`` (B, L) bool come from the text encoder.
+    """
+    cfg = model.config
+    device = model.x_embedder.weight.device
+    b = text_hidden.shape[0]
+    n, vocab, mask_id = cfg.image_seq_len, cfg.codebook_size, cfg.mask_token_id
+    text_hidden = text_hidden.to(device)
+    text_mask = text_mask.to(device).bool()
+    both_hidden = torch.cat([text_hidden, text_hidden], dim=0)
+    both_mask = torch.cat([text_mask, text_mask], dim=0)
+    drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(device)
+
+    def autocast():
+        if autocast_dtype is None or device.type == "cpu" and autocast_dtype == torch.float32:
+            return torch.autocast(device_type=device.type, enabled=False)
+        return torch.autocast(device_type=device.type, dtype=autocast_dtype)
+
+    with autocast():
+        context = model.text_context(both_hidden, both_mask, drop) if options.cache_text else None
+    ids = torch.full((b, n), mask_id, dtype=torch.long, device=device)
+    hidden = None
+    steps = range(options.num_steps)
+    for step in progress(steps) if progress else steps:
+        ratio = (step + 1) / options.num_steps
+        tau = options.randomize_temperature * (1.0 - ratio)
+        is_mask = ids == mask_id
+        noise.null_caption_draw(2 * b, device)
+        last = step == options.num_steps - 1
+        with autocast():
+            ctx = context if context is not None else model.text_context(both_hidden, both_mask, drop)
+            logits_both, hidden = model.forward_tokens(torch.cat([ids, ids]), ctx,
+                                                       logits_at=torch.cat([is_mask, is_mask]))
+        logits_both = logits_both.float()
+        m = logits_both.shape[0] // 2
+        cond, uncond = logits_both[:m], logits_both[m:]
+        logits = cond + (cond - uncond) * options.cfg_scale
+        if options.softmax_temperature_annealing:
+            logits = logits / (0.5 + 0.8 * (1 - ratio))
+        id_noise = noise.id_uniform(is_mask, vocab)
+        chosen = (logits + tau * gumbel(id_noise)).argmax(dim=-1)
+        chosen_logit = logits.gather(-1, chosen[:, None]).squeeze(-1)
+        candidates = ids.clone()
+        candidates[is_mask] = chosen
+        score = torch.full((b, n), float("inf"), device=device)
+        score[is_mask] = chosen_logit
+        keep_masked = remask_count(ratio, n, is_mask.sum(dim=1), noise.per_row_schedule).to(device)
+        confidence = score + tau * gumbel(noise.confidence_uniform((b, n), device))
+        sorted_conf = torch.sort(confidence, dim=-1).values
+        cut_off = sorted_conf.gather(-1, (keep_masked - 1)[:, None])
+        remask = confidence <= cut_off
+        ids = candidates if last else torch.where(remask, torch.full_like(candidates, mask_id), candidates)
+
+    residual = None
+    if options.predict_residuals:
+        z = hidden.reshape(2 * b * n, -1)
+        with autocast():
+            sampled = model.diffloss.sample(
+                z, cfg_scale=options.cfg_scale, num_steps=options.num_diffusion_steps,
+                noise_fn=lambda shape: noise.diffusion_noise(shape, device, n),
+                temperature=options.diffusion_temperature)
+        residual = sampled[: b * n].float().reshape(b, n, cfg.token_size)
+    return SampleOutput(ids=ids, residual=residual)

@@ -1,0 +1,290 @@
+"""The harness adapters for DC-AR: ``dc-ar`` (hybrid, the paper's model) and ``dc-ar-discrete-only``.
+
+Why two adapters over one pipeline: Table 4 of the paper compares the hybrid model with a
+discrete-only baseline; here that baseline is the same weights with the residual tokens left
+out (ids decoded by DC-HT without residuals, and the diffusion head never called).
+
+Resources (looked up by :mod:`harness.resources`: explicit option, env var, HF cache, default path):
+
+* generator weights ``pytorch_model.bin`` -- option ``weights``, ``$DCAR_GENERATOR_PATH``, HF ``mit-han-lab/dc-ar-512``
+* DC-HT tokenizer -- option ``tokenizer_weights``, ``$DCAR_DCHT_PATH``, HF ``mit-han-lab/dc-ht``
+* T5-base -- option ``text_encoder``, ``$DCAR_T5_PATH``, HF ``google-t5/t5-base``
+
+``random_init_seed=<int>`` builds random weights for every component not given explicitly
+(``info().real_weights`` is then False). ``config="tiny"`` is a seconds-on-CPU model for smoke
+runs and tests (tiny transformer, ``DCHTConfig.tiny()``, tiny random T5 with an offline tokenizer);
+it has no released weights, so it is random (seed 0) unless weights are given.
+
+Default number of diffusion steps: **32**, the released config's value (the paper's appendix
+says 20). We follow the released config because the released weights were published with it and
+the official sampling code uses it; pass ``num_diffusion_steps=20`` to follow the paper.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+from harness.api import AdapterInfo, MissingResourceError, Requirement, TextToImage
+
+GENERATOR_REQUIREMENT = Requirement(
+    name="DC-AR generator weights",
+    description=("the DC-AR 512 px generator checkpoint pytorch_model.bin (a raw torch.save'd state_dict); "
+                 "`git clone https://huggingface.co/mit-han-lab/dc-ar-512` (NVIDIA non-commercial license)"),
+    env_var="DCAR_GENERATOR_PATH",
+    config_key="weights",
+    hf_repo="mit-han-lab/dc-ar-512",
+    default_paths=("pretrained_models/dc-ar-512",),
+    must_contain=("pytorch_model.bin", "model.safetensors"),
+)
+DCHT_REQUIREMENT = Requirement(
+    name="DC-HT tokenizer weights",
+    description=("the DC-HT hybrid tokenizer (config.json + model.safetensors or pytorch_model.bin); "
+                 "`git clone https://huggingface.co/mit-han-lab/dc-ht`"),
+    env_var="DCAR_DCHT_PATH",
+    config_key="tokenizer_weights",
+    hf_repo="mit-han-lab/dc-ht",
+    default_paths=("pretrained_models/dc-ht",),
+    must_contain=("model.safetensors", "pytorch_model.bin"),
+)
+T5_REQUIREMENT = Requirement(
+    name="T5-base text encoder",
+    description=("google-t5/t5-base (config.json, model.safetensors or pytorch_model.bin, spiece.model or "
+                 "tokenizer.json); `huggingface-cli download google-t5/t5-base` on a machine with internet"),
+    env_var="DCAR_T5_PATH",
+    config_key="text_encoder",
+    hf_repo="google-t5/t5-base",
+    must_contain=("model.safetensors", "pytorch_model.bin"),
+)
+
+#: generate() options and their defaults (released config; see baselines.dcar.generator.config)
+GENERATE_DEFAULTS: dict[str, Any] = {
+    "num_steps": 12,
+    "cfg_scale": 4.5,
+    "randomize_temperature": 1.5,
+    "num_diffusion_steps": 32,
+    "rng_mode": "per_item",
+    "softmax_temperature_annealing": True,
+    "diffusion_temperature": 1.0,
+}
+CONFIGS = ("full", "tiny")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class DCARAdapter(TextToImage):
+    """DC-AR text-to-image (hybrid: discrete ids + residual tokens from the diffusion head)."""
+
+    name: ClassVar[str] = "dc-ar"
+    predict_residuals: ClassVar[bool] = True
+
+    def __init__(self, weights: str | None = None, tokenizer_weights: str | None = None,
+                 text_encoder: str | None = None, config: str = "full", random_init_seed: int | None = None,
+                 device: str = "auto", dtype: str = "float32", show_progress: bool = False,
+                 cache_dir: str | None = None, **defaults: Any):
+        import torch
+
+        if config not in CONFIGS:
+            raise ValueError(f"config must be one of {CONFIGS}, got {config!r}")
+        unknown = set(defaults) - set(GENERATE_DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown {self.name} option(s) {sorted(unknown)}; known: {sorted(GENERATE_DEFAULTS)}")
+        if config == "tiny" and random_init_seed is None and not any((weights, tokenizer_weights, text_encoder)):
+            random_init_seed = 0  # there are no released tiny weights
+        self.config_name = config
+        self.random_init_seed = random_init_seed
+        self.defaults = {**GENERATE_DEFAULTS, **defaults}
+        if config == "tiny" and "num_steps" not in defaults:
+            self.defaults["num_steps"] = 4
+            self.defaults["num_diffusion_steps"] = 4
+        self._check_options(self.defaults)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.show_progress = show_progress
+        self.cache_dir = cache_dir
+        self.truncated_prompts = 0
+        self._weights_info: dict[str, str] = {}
+        self._paths: dict[str, Path] = {}
+        self._locate_all(weights, tokenizer_weights, text_encoder)
+        self.pipeline = self._build(dtype)
+
+    # ------------------------------------------------------------------ resources
+
+    @classmethod
+    def requirements(cls) -> list[Requirement]:
+        return [GENERATOR_REQUIREMENT, DCHT_REQUIREMENT, T5_REQUIREMENT]
+
+    def _locate_all(self, weights: str | None, tokenizer_weights: str | None, text_encoder: str | None) -> None:
+        """Find every needed file; one MissingResourceError lists all that are missing."""
+        from harness.resources import locate
+
+        errors = []
+        for key, req, explicit in (("generator", GENERATOR_REQUIREMENT, weights),
+                                   ("dcht", DCHT_REQUIREMENT, tokenizer_weights),
+                                   ("t5", T5_REQUIREMENT, text_encoder)):
+            if explicit is None and self.random_init_seed is not None:
+                continue  # random weights for this component
+            try:
+                self._paths[key] = locate(req, explicit)
+            except MissingResourceError as exc:
+                errors.append(str(exc))
+        if errors:
+            hint = ("\n(For a run without the released weights, pass random_init_seed=<int>: results are then "
+                    "NOT the paper's metric.)")
+            raise MissingResourceError("\n\n".join(errors) + hint)
+
+    def _build(self, dtype: str):
+        import torch
+
+        from baselines.dcar.tokenizer import DCHT, DCHTConfig
+
+        from .generator.config import DCARConfig
+        from .generator.text_encoder import T5TextEncoder, random_t5_base
+        from .generator.transformer import DCAR
+        from .pipeline import DCARPipeline
+
+        seed = self.random_init_seed
+        tiny = self.config_name == "tiny"
+        # text encoder
+        if "t5" in self._paths:
+            t5 = T5TextEncoder.from_pretrained(self._paths["t5"], max_length=32 if tiny else 300)
+            self._weights_info["t5"] = str(self._paths["t5"])
+        elif tiny:
+            t5 = T5TextEncoder.tiny(seed=seed, cache_dir=self.cache_dir)
+            self._weights_info["t5"] = f"random-init:{seed}"
+        else:
+            t5 = random_t5_base(seed=seed, cache_dir=self.cache_dir)
+            self._weights_info["t5"] = f"random-init:{seed}"
+        # DC-HT
+        if "dcht" in self._paths:
+            dcht = DCHT.from_pretrained(self._paths["dcht"], config=DCHTConfig.tiny() if tiny else None)
+            self._weights_info["dcht"] = str(self._paths["dcht"])
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed + 1)
+                dcht = DCHT(DCHTConfig.tiny() if tiny else DCHTConfig()).eval()
+            self._weights_info["dcht"] = f"random-init:{seed}"
+        # generator
+        gen_config = (DCARConfig.tiny(codebook_size=dcht.config.codebook_size, context_dim=t5.hidden_size)
+                      if tiny else None)
+        if "generator" in self._paths:
+            generator = DCAR.from_pretrained(self._paths["generator"], gen_config)
+            self._weights_info["generator"] = str(self._paths["generator"])
+        else:
+            with torch.device("meta"):
+                generator = DCAR(gen_config or DCARConfig.full())
+            generator = generator.to_empty(device="cpu")
+            generator.reset_pos_embed()
+            generator.init_random(seed)
+            self._weights_info["generator"] = f"random-init:{seed}"
+        if generator.config.token_size != dcht.config.latent_channels:
+            raise ValueError(f"generator token_size {generator.config.token_size} != DC-HT latent channels "
+                             f"{dcht.config.latent_channels}")
+        if generator.config.codebook_size != dcht.config.codebook_size:
+            raise ValueError(f"generator codebook {generator.config.codebook_size} != DC-HT codebook "
+                             f"{dcht.config.codebook_size}")
+        self.resolution = generator.config.grid_size * dcht.spatial_compression
+        return DCARPipeline(generator, dcht, t5, device=self.device, autocast_dtype=dtype)
+
+    # ------------------------------------------------------------------ contract
+
+    @staticmethod
+    def _check_options(options: dict[str, Any]) -> None:
+        from .generator.sampler import RNG_MODES
+
+        if options["rng_mode"] not in RNG_MODES:
+            raise ValueError(f"rng_mode must be one of {RNG_MODES}, got {options['rng_mode']!r}")
+
+    def _options(self, overrides: dict[str, Any]):
+        from .generator.sampler import SamplingOptions
+
+        unknown = set(overrides) - set(GENERATE_DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown generate() option(s) {sorted(unknown)}; known: {sorted(GENERATE_DEFAULTS)}")
+        merged = {**self.defaults, **overrides}
+        self._check_options(merged)
+        sampling = SamplingOptions(
+            num_steps=merged["num_steps"], cfg_scale=float(merged["cfg_scale"]),
+            randomize_temperature=float(merged["randomize_temperature"]),
+            softmax_temperature_annealing=bool(merged["softmax_temperature_annealing"]),
+            num_diffusion_steps=merged["num_diffusion_steps"],
+            diffusion_temperature=float(merged["diffusion_temperature"]),
+            predict_residuals=self.predict_residuals)
+        return sampling, merged["rng_mode"]
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int], **options: Any):
+        """Images (B, 3, H, W) float32 CPU in [0, 1]; see ``GENERATE_DEFAULTS`` for the options."""
+        sampling, rng_mode = self._options(options)
+        progress = None
+        if self.show_progress:
+            from tqdm.auto import tqdm
+
+            def progress(it):
+                return tqdm(it, desc=f"{self.name} steps", leave=False)
+        result = self.pipeline(prompts, seeds, options=sampling, rng_mode=rng_mode, progress=progress)
+        self.truncated_prompts += len(result.info["truncated_prompts"])
+        return result.images
+
+    def info(self) -> AdapterInfo:
+        gen = self.pipeline.generator
+        weights = {}
+        for key, value in self._weights_info.items():
+            if value.startswith("random-init:"):
+                weights[key] = value
+            else:
+                path = Path(value)
+                file = path
+                if path.is_dir():
+                    for name in ("pytorch_model.bin", "model.safetensors"):
+                        if (path / name).is_file():
+                            file = path / name
+                            break
+                weights[str(file)] = _sha256(file) if file.is_file() else "unreadable"
+        real = not any(v.startswith("random-init:") for v in self._weights_info.values())
+        num_params = (gen.num_transformer_parameters() + gen.num_head_parameters()
+                      + sum(p.numel() for p in self.pipeline.decoder.parameters()))
+        from .generator.config import SAMPLING_DEFAULTS_SOURCE
+
+        return AdapterInfo(
+            name=self.name, kind=self.kind, resolution=self.resolution,
+            dtype=str(self.pipeline.autocast_dtype).replace("torch.", ""),
+            steps=int(self.defaults["num_steps"]), num_params=int(num_params), weights=weights, real_weights=real,
+            extra={
+                "config": self.config_name, "device": str(self.device),
+                "generate_defaults": dict(self.defaults),
+                "defaults_source": SAMPLING_DEFAULTS_SOURCE,
+                "num_diffusion_steps_note": ("default 32 = released config dc_ar_t2i_512.yaml; the paper's "
+                                             "appendix says 20 (pass num_diffusion_steps=20)"),
+                "cfg_convention": "official: cond + s * (cond - uncond) on logits and diffusion eps",
+                "residual_tokens": self.predict_residuals,
+                "prompts_truncated": self.truncated_prompts,
+                "text_max_length": self.pipeline.text_encoder.max_length,
+                "transformer_params": gen.num_transformer_parameters(),
+                "diffusion_head_params": gen.num_head_parameters(),
+            },
+        )
+
+    def close(self) -> None:
+        self.pipeline = None
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover
+            pass
+
+
+class DCARDiscreteOnlyAdapter(DCARAdapter):
+    """The Table 4 baseline: the same model, ids decoded by DC-HT without residual tokens (no diffusion head)."""
+
+    name: ClassVar[str] = "dc-ar-discrete-only"
+    predict_residuals: ClassVar[bool] = False
+

@@ -1,0 +1,101 @@
+"""DC-AR text -> image: prompts -> T5 -> hybrid sampler -> DC-HT decode (with residuals) -> images.
+
+Why a pipeline object separate from the adapter: the adapter owns resource lookup and the
+harness contract; the pipeline is the plain composition of three models that a script or a
+benchmark can also build directly (e.g. with random weights).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .generator.sampler import RNG_MODES, OfficialOrderNoise, PerItemNoise, SamplingOptions, sample
+from .generator.text_encoder import T5TextEncoder, check_prompts
+from .generator.transformer import DCAR
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+
+
+def parse_dtype(value: str | torch.dtype | None) -> torch.dtype:
+    if value is None:
+        return torch.float32
+    if isinstance(value, torch.dtype):
+        return value
+    try:
+        return DTYPES[str(value).lower()]
+    except KeyError:
+        raise ValueError(f"unknown dtype {value!r}; use one of {sorted(DTYPES)}") from None
+
+
+@dataclass
+class GenerationResult:
+    images: torch.Tensor  # (B, 3, H, W) float32 CPU in [0, 1]
+    ids: torch.Tensor  # (B, N) long
+    residual: torch.Tensor | None  # (B, N, C) or None (discrete-only)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class DCARPipeline:
+    """The three models plus the settings that are fixed for a run (device, autocast dtype).
+
+    ``decoder`` is any object with ``decode_tokens(ids, residual) -> (B, 3, H, W) in [-1, 1]``
+    (the DC-HT tokenizer). ``autocast_dtype`` (bf16/fp16) applies to the generator on CUDA only;
+    the T5 encoder and DC-HT run in their own dtype (fp32 by default), as in the official code.
+    """
+
+    def __init__(self, generator: DCAR, decoder: Any, text_encoder: T5TextEncoder, *,
+                 device: str | torch.device = "cpu", autocast_dtype: str | torch.dtype | None = None):
+        self.device = torch.device(device)
+        self.generator = generator.to(self.device).eval()
+        self.decoder = decoder.to(self.device).eval()
+        self.text_encoder = text_encoder.to(self.device).eval()
+        dtype = parse_dtype(autocast_dtype)
+        if dtype != torch.float32 and self.device.type != "cuda":
+            raise ValueError(f"autocast dtype {dtype} is only supported on CUDA (device is {self.device}); "
+                             "use float32 on CPU")
+        self.autocast_dtype = dtype
+        if text_encoder.hidden_size != generator.config.context_dim:
+            raise ValueError(f"text encoder width {text_encoder.hidden_size} != generator context_dim "
+                             f"{generator.config.context_dim}")
+        if text_encoder.max_length > generator.config.text_token_length:
+            raise ValueError(f"text encoder max_length {text_encoder.max_length} exceeds the generator's "
+                             f"null caption length {generator.config.text_token_length}")
+
+    @torch.no_grad()
+    def __call__(self, prompts: Sequence[str], seeds: Sequence[int] | None = None, *,
+                 options: SamplingOptions | None = None, rng_mode: str = "per_item",
+                 progress: Callable | None = None) -> GenerationResult:
+        """Generate one image per prompt.
+
+        ``rng_mode="per_item"`` needs ``seeds`` (one per prompt); ``"official"`` consumes the global RNG
+        of the device (seed it with ``torch.manual_seed`` first) and ignores ``seeds``.
+        """
+        prompts = check_prompts(prompts)
+        options = options or SamplingOptions()
+        if rng_mode not in RNG_MODES:
+            raise ValueError(f"rng_mode must be one of {RNG_MODES}, got {rng_mode!r}")
+        if rng_mode == "per_item":
+            if seeds is None:
+                raise ValueError("rng_mode='per_item' needs one seed per prompt")
+            seeds = [int(s) for s in seeds]
+            if len(seeds) != len(prompts):
+                raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
+            noise = PerItemNoise(seeds, self.device)
+        else:
+            noise = OfficialOrderNoise(len(prompts), self.device)
+        t0 = time.perf_counter()
+        text = self.text_encoder.encode(prompts)
+        out = sample(self.generator, text.hidden, text.mask, options, noise,
+                     autocast_dtype=self.autocast_dtype if self.autocast_dtype != torch.float32 else None,
+                     progress=progress)
+        residual = out.residual if options.predict_residuals else None
+        decoded = self.decoder.decode_tokens(out.ids, residual)
+        images = (decoded.float() * 0.5 + 0.5).clamp(0, 1).cpu()
+        info = {"truncated_prompts": text.truncated, "num_text_tokens": text.num_tokens,
+                "seconds": time.perf_counter() - t0}
+        return GenerationResult(images=images, ids=out.ids.cpu(), residual=None if residual is None else residual.cpu(),
+                                info=info)

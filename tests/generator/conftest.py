@@ -1,0 +1,35 @@
+"""Generator tests run offline (no Hub access) with a private harness cache."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FIXTURE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "parity"
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory):
+    """One cache folder for the tiny T5 of the whole session (building it once saves seconds)."""
+    return tmp_path_factory.mktemp("dcar-tiny-cache")
+
+
+@pytest.fixture(scope="session")
+def fixture_model():
+    """Our DCAR built from the small official config with the fixture's weights, plus the fixture io."""
+    import torch
+
+    from baselines.dcar.generator.config import DCARConfig
+    from baselines.dcar.generator.transformer import DCAR
+
+    config = DCARConfig.from_official(FIXTURE_DIR / "generator_small_config.json")
+    model = DCAR(config)
+    model.load_state_dict(torch.load(FIXTURE_DIR / "generator_small_state_dict.pt", weights_only=True), strict=True)
+    io = torch.load(FIXTURE_DIR / "generator_small_io.pt", weights_only=True)
+    return model.eval(), io
