@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,11 +39,10 @@ def test_torchrun_two_ranks_equals_one_process_and_independent_shards(tmp_path):
         assert res.returncode == 0, res.stderr
     shards = json.loads((tmp_path / "shards" / "summary.json").read_text())
 
-    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
-    assert torchrun, "torchrun not found next to the test interpreter"
     script = tmp_path / "entry.py"
     script.write_text(CLI + "\n")
-    res = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(script),
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]  # what the `torchrun` script runs
+    res = subprocess.run([*torchrun, "--standalone", "--nproc_per_node", "2", str(script),
                           *_cli_args(tmp_path / "ddp")], capture_output=True, text=True, timeout=300, env=_env())
     assert res.returncode == 0, res.stdout + res.stderr
     ddp = json.loads((tmp_path / "ddp" / "summary.json").read_text())
