@@ -137,8 +137,8 @@ class _Distributed:
     def __init__(self, shard: Shard):
         self.active = False
         self.owned = False
-        if not (shard.from_torchrun and shard.count > 1):
-            return
+        if not (shard.from_torchrun and shard.count > 1) or "MASTER_ADDR" not in os.environ:
+            return  # RANK/WORLD_SIZE without a rendezvous address: independent shards, no barrier
         import torch.distributed as dist
 
         if not dist.is_available():
