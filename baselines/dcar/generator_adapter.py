@@ -154,7 +154,11 @@ class DCARAdapter(TextToImage):
         tiny = self.config_name == "tiny"
         # text encoder
         if "t5" in self._paths:
-            t5 = T5TextEncoder.from_pretrained(self._paths["t5"], max_length=32 if tiny else 300)
+            try:
+                t5 = T5TextEncoder.from_pretrained(self._paths["t5"], max_length=32 if tiny else 300)
+            except FileNotFoundError as exc:
+                raise MissingResourceError(f"{T5_REQUIREMENT.name} is incomplete: {exc}\n"
+                                           f"What it is: {T5_REQUIREMENT.description}") from exc
             self._weights_info["t5"] = str(self._paths["t5"])
         elif tiny:
             t5 = T5TextEncoder.tiny(seed=seed, cache_dir=self.cache_dir)

@@ -1,0 +1,167 @@
+"""The registered DC-AR adapters on the tiny config: contract, per-item invariance, awkward prompts, missing files."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from harness.api import MissingResourceError, TextToImage
+from harness.registry import resolve
+
+PROMPTS = ["a photo of a cat", "a red car on the street", "", "two dogs playing in the park"]
+SEEDS = [101, 202, 303, 404]
+
+
+@pytest.fixture(scope="module")
+def tiny_cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tiny-t5"))
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_cache_dir):
+    cls = resolve("adapter", "dc-ar")
+    return cls(config="tiny", random_init_seed=0, device="cpu", cache_dir=tiny_cache_dir)
+
+
+def test_registry_names_resolve_to_text_to_image_adapters():
+    from baselines.dcar.generator_adapter import DCARAdapter, DCARDiscreteOnlyAdapter
+
+    assert resolve("adapter", "dc-ar") is DCARAdapter
+    assert resolve("adapter", "dc-ar-discrete-only") is DCARDiscreteOnlyAdapter
+    assert issubclass(DCARAdapter, TextToImage) and DCARAdapter.kind == "text_to_image"
+    names = [r.name for r in DCARAdapter.requirements()]
+    assert names == ["DC-AR generator weights", "DC-HT tokenizer weights", "T5-base text encoder"]
+
+
+def test_images_follow_the_harness_convention(adapter):
+    images = adapter.generate(PROMPTS[:2], SEEDS[:2])
+    assert images.shape == (2, 3, 128, 128) and images.dtype == torch.float32 and images.device.type == "cpu"
+    assert torch.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
+    assert images.std() > 0.01  # not a constant image
+    info = adapter.info()
+    assert info.real_weights is False and info.resolution == 128
+    assert all(v.startswith("random-init:") for v in info.weights.values())
+    assert info.extra["generate_defaults"]["rng_mode"] == "per_item"
+
+
+def test_same_prompt_and_seed_give_the_same_image_at_batch_1_and_4_and_across_2_shards(adapter, tiny_cache_dir):
+    batch4 = adapter.generate(PROMPTS, SEEDS)
+    singles = torch.cat([adapter.generate([p], [s]) for p, s in zip(PROMPTS, SEEDS)])
+    # a second process would build its own adapter: shard 0 takes items 0,2 and shard 1 items 1,3
+    other = resolve("adapter", "dc-ar")(config="tiny", random_init_seed=0, device="cpu", cache_dir=tiny_cache_dir)
+    shard0 = adapter.generate(PROMPTS[0::2], SEEDS[0::2])
+    shard1 = other.generate(PROMPTS[1::2], SEEDS[1::2])
+    sharded = torch.stack([shard0[0], shard1[0], shard0[1], shard1[1]])
+    # equal up to float32 rounding of different GEMM batch sizes (token ids are identical)
+    assert (batch4 - singles).abs().max() < 1e-4
+    assert (batch4 - sharded).abs().max() < 1e-4
+    different_seed = adapter.generate(PROMPTS[:1], [999])
+    assert (different_seed[0] - batch4[0]).abs().max() > 0.05
+
+
+def test_per_item_token_ids_are_exactly_batch_invariant(adapter):
+    from baselines.dcar.generator.sampler import SamplingOptions
+
+    opts = SamplingOptions(num_steps=4, num_diffusion_steps=4)
+    batch = adapter.pipeline(PROMPTS, SEEDS, options=opts)
+    for i in (0, 3):
+        single = adapter.pipeline([PROMPTS[i]], [SEEDS[i]], options=opts)
+        assert torch.equal(single.ids[0], batch.ids[i])
+
+
+def test_official_rng_mode_reproduces_from_the_global_seed(adapter):
+    torch.manual_seed(5)
+    a = adapter.generate(PROMPTS[:2], SEEDS[:2], rng_mode="official")
+    torch.manual_seed(5)
+    b = adapter.generate(PROMPTS[:2], [0, 0], rng_mode="official")  # seeds are ignored in this mode
+    assert torch.equal(a, b)
+
+
+def test_discrete_only_decodes_the_same_ids_without_residuals(adapter, tiny_cache_dir, monkeypatch):
+    from baselines.dcar.generator_adapter import DCARDiscreteOnlyAdapter
+
+    discrete = DCARDiscreteOnlyAdapter(config="tiny", random_init_seed=0, device="cpu", cache_dir=tiny_cache_dir)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the discrete-only baseline must not call the diffusion head")
+
+    monkeypatch.setattr(discrete.pipeline.generator.diffloss, "sample", boom)
+    from baselines.dcar.generator.sampler import SamplingOptions
+
+    result = discrete.pipeline(PROMPTS[:2], SEEDS[:2], options=SamplingOptions(num_steps=4, predict_residuals=False))
+    hybrid = adapter.pipeline(PROMPTS[:2], SEEDS[:2], options=SamplingOptions(num_steps=4, num_diffusion_steps=4))
+    assert result.residual is None and torch.equal(result.ids, hybrid.ids)
+    expected = (discrete.pipeline.decoder.decode_tokens(result.ids, None) * 0.5 + 0.5).clamp(0, 1)
+    assert torch.allclose(result.images, expected, atol=1e-6)
+    assert not torch.allclose(result.images, hybrid.images, atol=1e-3)  # residuals change the image
+    assert discrete.info().extra["residual_tokens"] is False
+    images = discrete.generate(PROMPTS[:1], SEEDS[:1], num_diffusion_steps=20)  # accepted, unused
+    assert images.shape == (1, 3, 128, 128)
+
+
+def test_empty_prompt_is_accepted_and_long_prompts_are_truncated_with_a_warning(adapter):
+    from baselines.dcar.generator.text_encoder import PromptTruncatedWarning
+
+    before = adapter.info().extra["prompts_truncated"]
+    long_prompt = "a cat sitting on a red chair next to a tall tree " * 10
+    with pytest.warns(PromptTruncatedWarning, match="truncated"):
+        images = adapter.generate([long_prompt, ""], [1, 2])
+    assert images.shape[0] == 2 and torch.isfinite(images).all()
+    assert adapter.info().extra["prompts_truncated"] == before + 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PromptTruncatedWarning)
+        adapter.generate([""], [3])  # empty prompt: just </s>, no warning
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda a: a.generate(["x", "y"], [1]), ValueError, "2 prompts but 1 seeds"),
+    (lambda a: a.generate([], []), ValueError, "at least one prompt"),
+    (lambda a: a.generate("a cat", [1]), TypeError, "not a single string"),
+    (lambda a: a.generate([None], [1]), TypeError, "must be a str"),
+    (lambda a: a.generate(["x"], [1], guidance=3), TypeError, "unknown generate"),
+    (lambda a: a.generate(["x"], [1], rng_mode="global"), ValueError, "rng_mode"),
+    (lambda a: a.generate(["x"], [1], num_steps=0), ValueError, "num_steps"),
+])
+def test_bad_generate_calls_fail_clearly(adapter, call, error, match):
+    with pytest.raises(error, match=match):
+        call(adapter)
+
+
+def test_missing_weights_name_every_file_and_place(tmp_path, monkeypatch):
+    from baselines.dcar.generator_adapter import DCARAdapter
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("DCAR_GENERATOR_PATH", str(tmp_path / "nowhere" / "dc-ar-512"))
+    monkeypatch.delenv("DCAR_DCHT_PATH", raising=False)
+    monkeypatch.delenv("DCAR_T5_PATH", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MissingResourceError) as info:
+        DCARAdapter(config="full", device="cpu")
+    text = str(info.value)
+    for needle in ("DC-AR generator weights", "DC-HT tokenizer weights", "T5-base text encoder",
+                   "DCAR_GENERATOR_PATH", "DCAR_DCHT_PATH", "DCAR_T5_PATH", "mit-han-lab/dc-ar-512",
+                   "mit-han-lab/dc-ht", "google-t5/t5-base", str(tmp_path / "nowhere" / "dc-ar-512"),
+                   "random_init_seed"):
+        assert needle in text, needle
+
+
+def test_incomplete_t5_directory_is_a_clear_error(tmp_path, monkeypatch):
+    from baselines.dcar.generator_adapter import DCARAdapter
+
+    t5 = tmp_path / "t5-base"
+    t5.mkdir()
+    (t5 / "model.safetensors").write_bytes(b"")  # weights present, tokenizer and config missing
+    with pytest.raises(MissingResourceError, match="spiece.model or tokenizer.json"):
+        DCARAdapter(config="tiny", random_init_seed=0, text_encoder=str(t5), device="cpu")
+    with pytest.raises(MissingResourceError, match="T5-base text encoder"):
+        DCARAdapter(config="tiny", random_init_seed=0, text_encoder=str(tmp_path / "absent"), device="cpu")
+
+
+def test_constructor_option_errors():
+    from baselines.dcar.generator_adapter import DCARAdapter
+
+    with pytest.raises(ValueError, match="config must be one of"):
+        DCARAdapter(config="huge")
+    with pytest.raises(TypeError, match="unknown dc-ar option"):
+        DCARAdapter(config="tiny", random_init_seed=0, temprature=1.0)

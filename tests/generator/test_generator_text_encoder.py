@@ -1,0 +1,49 @@
+"""The T5 text path: official tokenisation and the no-attention-mask quirk, on the tiny offline T5."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from baselines.dcar.generator.text_encoder import PromptTruncatedWarning, T5TextEncoder
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    return T5TextEncoder.tiny(cache_dir=tmp_path_factory.mktemp("t5"), max_length=16)
+
+
+def test_prompts_are_padded_to_max_length_with_eos_and_pad_mask(encoder):
+    out = encoder.encode(["a photo of a cat", ""])
+    assert out.hidden.shape == (2, 16, 32) and out.mask.shape == (2, 16)
+    ids = encoder.tokenizer(["a photo of a cat"])["input_ids"][0]
+    assert ids[-1] == encoder.tokenizer.eos_token_id == 1  # T5 appends </s>
+    assert out.mask[0].sum() == len(ids) and out.mask[0, : len(ids)].all()
+    assert out.mask[1].tolist() == [True] + [False] * 15  # the empty prompt is just </s>
+
+
+def test_encoder_runs_without_attention_mask_like_the_official_code(encoder):
+    out = encoder.encode(["a red car"])
+    ids = encoder.tokenizer(["a red car"], padding="max_length", max_length=16, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        unmasked = encoder.encoder(input_ids=ids).last_hidden_state
+        masked = encoder.encoder(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state
+    assert torch.equal(out.hidden, unmasked)
+    n = int(out.mask.sum())
+    assert not torch.allclose(out.hidden[0, :n], masked[0, :n], atol=1e-4)  # pads do influence real tokens
+
+
+def test_long_prompt_is_truncated_and_recorded(encoder):
+    with pytest.warns(PromptTruncatedWarning, match="exceed 16 T5 tokens"):
+        out = encoder.encode(["a cat " * 20, "a dog"])
+    assert out.truncated == [0] and out.num_tokens[0] == 41
+    assert out.mask[0].all()
+    ids = encoder.tokenizer(["a cat " * 20], padding="max_length", max_length=16, truncation=True)["input_ids"][0]
+    assert ids[-1] == 1  # still ends with </s>
+
+
+def test_missing_t5_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="T5 directory not found"):
+        T5TextEncoder.from_pretrained(tmp_path / "absent")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="model.safetensors or pytorch_model.bin, spiece.model or tokenizer.json"):
+        T5TextEncoder.from_pretrained(tmp_path)
