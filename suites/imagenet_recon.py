@@ -242,20 +242,21 @@ class ImageNetReconSuite(Suite):
             raise ValueError(f"imagenet_recon: no evaluated images ({len(skipped)} skipped as corrupt)")
         paths = sorted(valid[0]["psnr"], key=lambda p: (p != "continuous", p))
         protocol = self.fid_protocol()
-        stats = {k: FeatureStats(2048, protocol) for k in ["real", *paths]}
+        kinds = ["real", *paths]
+        stats: dict[str, FeatureStats] = {}
         want_kid = bool(self._mcfg().get("kid", False))
-        kept: dict[str, list[np.ndarray]] = {k: [] for k in stats}
+        kept: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
         for rec in ctx.progress(valid, desc="imagenet_recon: reading features", unit="item"):
             blob = ctx.artifact_path(rec["features"]).read_bytes()
             if hashlib.sha256(blob).hexdigest() != rec["features_sha256"]:
                 raise ValueError(f"artifact {rec['features']} does not match the sha256 in its record "
                                  f"(item {rec.get('item_id')}); the run directory was modified")
             with np.load(io.BytesIO(blob), allow_pickle=False) as data:
-                for k in stats:
+                for k in kinds:
                     if k not in data.files:
                         raise ValueError(f"artifact {rec['features']} lacks features for {k!r}")
                     f = data[k].astype(np.float64)[None]
-                    stats[k].update(f)
+                    stats.setdefault(k, FeatureStats(f.shape[1], protocol)).update(f)
                     if want_kid:
                         kept[k].append(f)
 

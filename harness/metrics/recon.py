@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from harness.api import MetricSpec, Requirement
 from harness.images import to_uint8
@@ -55,11 +54,10 @@ def psnr_per_image(reference: torch.Tensor, reconstruction: torch.Tensor) -> np.
 # --------------------------------------------------------------------------- SSIM
 
 
-def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
+def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
     g = torch.exp(-(x / sigma) ** 2 / 2.0)
-    g = g / g.sum()
-    return torch.outer(g, g)
+    return g / g.sum()
 
 
 def ssim_per_image(reference: torch.Tensor, reconstruction: torch.Tensor, *, border: str = "full",
@@ -73,20 +71,22 @@ def ssim_per_image(reference: torch.Tensor, reconstruction: torch.Tensor, *, bor
     h, w = a.shape[-2:]
     if min(h, w) <= pad:
         raise ValueError(f"images of {h}x{w} are too small for an {size}x{size} SSIM window")
-    x, y = a.double(), b.double()
-    c = x.shape[1]
-    kernel = _gaussian_window(size, sigma).expand(c, 1, size, size)
-    stack = torch.cat([x, y, x * x, y * y, x * y])
-    stack = F.pad(stack, (pad, pad, pad, pad), mode="reflect")
-    mu_x, mu_y, e_xx, e_yy, e_xy = F.conv2d(stack, kernel, groups=c).split(x.shape[0])
-    var_x = (e_xx - mu_x ** 2).clamp(min=0.0)
-    var_y = (e_yy - mu_y ** 2).clamp(min=0.0)
+    from scipy.ndimage import correlate1d
+
+    x, y = a.numpy().astype(np.float64), b.numpy().astype(np.float64)
+    g = _gaussian_1d(size, sigma).numpy()
+    stack = np.concatenate([x, y, x * x, y * y, x * y])
+    # separable Gaussian along H then W; scipy's "mirror" mode is torch's reflect padding (dcb|abcd|cba)
+    stack = correlate1d(correlate1d(stack, g, axis=2, mode="mirror"), g, axis=3, mode="mirror")
+    mu_x, mu_y, e_xx, e_yy, e_xy = np.split(stack, 5)
+    var_x = np.maximum(e_xx - mu_x ** 2, 0.0)
+    var_y = np.maximum(e_yy - mu_y ** 2, 0.0)
     cov = e_xy - mu_x * mu_y
     c1, c2 = (k1 * 255.0) ** 2, (k2 * 255.0) ** 2
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
     if border == "valid":
         ssim_map = ssim_map[..., pad:-pad, pad:-pad]
-    return ssim_map.flatten(1).mean(1).numpy()
+    return ssim_map.reshape(ssim_map.shape[0], -1).mean(1)
 
 
 # --------------------------------------------------------------------------- metric objects
