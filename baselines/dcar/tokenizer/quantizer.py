@@ -31,7 +31,9 @@ class HybridVectorQuantizer(nn.Module):
         self.embed_dim = embed_dim
         self.l2_norm = l2_norm
         self.beta = beta
-        self.embedding = nn.Embedding(codebook_size, embed_dim)
+        # an explicit _weight skips nn.Embedding's normal_() init, which on the meta device
+        # (used by from_pretrained) pulls in torch's slow-to-import decompositions
+        self.embedding = nn.Embedding(codebook_size, embed_dim, _weight=torch.empty(codebook_size, embed_dim))
         nn.init.uniform_(self.embedding.weight, -1.0 / codebook_size, 1.0 / codebook_size)
 
     def normalize(self, x: torch.Tensor, dim: int) -> torch.Tensor:
