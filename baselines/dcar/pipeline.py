@@ -31,6 +31,25 @@ def parse_dtype(value: str | torch.dtype | None) -> torch.dtype:
         raise ValueError(f"unknown dtype {value!r}; use one of {sorted(DTYPES)}") from None
 
 
+class _Clock:
+    """Wall-clock laps (synchronising CUDA first) for the timing breakdown in the result info."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.laps: dict[str, float] = {}
+        self._last = self._now()
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = self._now()
+        self.laps[name] = now - self._last
+        self._last = now
+
+
 @dataclass
 class GenerationResult:
     images: torch.Tensor  # (B, 3, H, W) float32 CPU in [0, 1]
@@ -87,15 +106,17 @@ class DCARPipeline:
             noise = PerItemNoise(seeds, self.device)
         else:
             noise = OfficialOrderNoise(len(prompts), self.device)
-        t0 = time.perf_counter()
+        clock = _Clock(self.device)
         text = self.text_encoder.encode(prompts)
+        clock.lap("text_encoder_s")
         out = sample(self.generator, text.hidden, text.mask, options, noise,
                      autocast_dtype=self.autocast_dtype if self.autocast_dtype != torch.float32 else None,
                      progress=progress)
+        clock.lap("sampler_s")
         residual = out.residual if options.predict_residuals else None
         decoded = self.decoder.decode_tokens(out.ids, residual)
         images = (decoded.float() * 0.5 + 0.5).clamp(0, 1).cpu()
-        info = {"truncated_prompts": text.truncated, "num_text_tokens": text.num_tokens,
-                "seconds": time.perf_counter() - t0}
+        clock.lap("decoder_s")
+        info = {"truncated_prompts": text.truncated, "num_text_tokens": text.num_tokens, "timings": clock.laps}
         return GenerationResult(images=images, ids=out.ids.cpu(), residual=None if residual is None else residual.cpu(),
                                 info=info)

@@ -150,3 +150,23 @@ def test_uncached_text_path_gives_the_same_result(fixture_model):
 def test_bad_sampling_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SamplingOptions(**kwargs)
+
+
+def test_per_item_id_sampling_has_the_gumbel_max_distribution():
+    """Inverse-CDF sampling (per-item mode) and Gumbel-max (official) both draw from softmax(logits / tau)."""
+    from baselines.dcar.generator.sampler import categorical_from_uniform
+
+    logits = torch.tensor([2.0, 0.5, -1.0, 1.5, 0.0, -30.0])
+    tau = 0.7
+    probs = torch.softmax(logits.double() / tau, dim=0)
+    k = 100_000
+    grid = (torch.arange(k, dtype=torch.float64) + 0.5) / k  # evenly spread uniforms: frequencies = probs +- 1/k
+    picks = categorical_from_uniform(logits.expand(k, -1), tau, grid)
+    freq = torch.bincount(picks, minlength=6).double() / k
+    assert torch.allclose(freq, probs, atol=2.0 / k)
+    assert freq[5] == 0  # a negligible-probability id is (practically) never chosen
+    g = torch.Generator().manual_seed(0)
+    gumbel_picks = (logits + tau * gumbel(torch.rand(k, 6, generator=g))).argmax(-1)
+    gfreq = torch.bincount(gumbel_picks, minlength=6).double() / k
+    assert torch.allclose(gfreq, probs, atol=4 * (0.25 / k) ** 0.5)  # 4 sigma
+    assert torch.equal(categorical_from_uniform(logits[None], 0.0, torch.tensor([0.3])), torch.tensor([0]))
