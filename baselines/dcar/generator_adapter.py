@@ -111,6 +111,7 @@ class DCARAdapter(TextToImage):
         self.cache_dir = cache_dir
         self.truncated_prompts = 0
         self._weights_info: dict[str, str] = {}
+        self._hashes: dict[str, str] = {}
         self._paths: dict[str, Path] = {}
         self._locate_all(weights, tokenizer_weights, text_encoder)
         self.pipeline = self._build(dtype)
@@ -250,7 +251,9 @@ class DCARAdapter(TextToImage):
                         if (path / name).is_file():
                             file = path / name
                             break
-                weights[str(file)] = _sha256(file) if file.is_file() else "unreadable"
+                if str(file) not in self._hashes:  # hash each file once (the generator is 2.7 GB)
+                    self._hashes[str(file)] = _sha256(file) if file.is_file() else "unreadable"
+                weights[str(file)] = self._hashes[str(file)]
         real = not any(v.startswith("random-init:") for v in self._weights_info.values())
         num_params = (gen.num_transformer_parameters() + gen.num_head_parameters()
                       + sum(p.numel() for p in self.pipeline.decoder.parameters()))

@@ -106,3 +106,13 @@ def test_sample_is_bounded_by_vae_scale_and_driven_only_by_its_noise():
 
     head.sample(z, cfg_scale=4.5, num_steps=3, noise_fn=recording)
     assert calls == [(8, 32)] + [(16, 32)] * 3  # official order: initial half noise, then one draw per step
+
+
+def test_last_step_is_finite_even_when_the_variance_output_overflows():
+    head = _head()
+    with torch.no_grad():
+        head.net.final_layer.linear.bias[32:] = 1e4  # absurd variance interpolation -> exp overflow
+    z = torch.randn(8, 16, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(0)
+    out = head.sample(z, cfg_scale=4.5, num_steps=1, noise_fn=lambda shape: torch.randn(shape, generator=g))
+    assert torch.isfinite(out).all() and out.abs().max() <= 0.107 + 1e-7

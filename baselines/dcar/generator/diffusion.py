@@ -276,6 +276,9 @@ class DiffusionHead(nn.Module):
         x0 = schedule.coef("sqrt_recip_alphas_cumprod", i, x) * x - schedule.coef("sqrt_recipm1_alphas_cumprod", i, x) * eps
         x0 = x0.clamp(-1, 1)
         mean = schedule.coef("posterior_mean_coef1", i, x) * x0 + schedule.coef("posterior_mean_coef2", i, x) * x
-        noise = noise_fn(tuple(x.shape)).to(x.device, torch.float32)
-        nonzero = 1.0 if i != 0 else 0.0
-        return mean + nonzero * torch.exp(0.5 * log_variance) * noise * temperature
+        noise = noise_fn(tuple(x.shape)).to(x.device, torch.float32)  # drawn at t = 0 too (official RNG order)
+        if i == 0:
+            # the official code multiplies the noise term by 0 here; returning the mean is the same value
+            # and stays finite when a (random-weight) variance output overflows exp()
+            return mean
+        return mean + torch.exp(0.5 * log_variance) * noise * temperature
