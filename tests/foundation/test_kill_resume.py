@@ -20,7 +20,7 @@ from foundation_helpers import read_records
 from harness.runner.core import run
 
 N_ITEMS = 18
-SETTINGS = [f"num_items={N_ITEMS}", "batch_size=3", "model.resolution=8", "model.delay_s=0.04"]
+SETTINGS = [f"num_items={N_ITEMS}", "batch_size=3", "model.resolution=8", "model.delay_s=0.05"]
 
 
 def _cmd(out: Path) -> list[str]:
@@ -63,7 +63,7 @@ def test_sigkill_at_random_points_then_resume_matches_uninterrupted(tmp_path):
     out = tmp_path / "killed"
     f = out / "records" / "shard-0-of-1.jsonl"
     kills, history = 0, []
-    for k, after in enumerate((0, 6, 12)):  # 0: killed during start-up or the first batch
+    for k, after in enumerate((0, 5, 10)):  # 0: killed during start-up or the first batch
         before = _count_lines(out)
         kills += _run_and_kill(out, after, rng.uniform(0.0, 0.1))
         history.append((before, _count_lines(out)))
