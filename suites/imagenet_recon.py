@@ -232,7 +232,7 @@ class ImageNetReconSuite(Suite):
     # ------------------------------------------------------------------ aggregate
 
     def aggregate(self, records: Iterable[Mapping[str, Any]], ctx: Any) -> dict[str, Any]:
-        from harness.metrics.fid import KID, FeatureStats, cached_reference_stats, fid_from_stats
+        from harness.metrics.fid import FID, KID, FeatureStats, cached_reference_stats, fid_from_stats
         from harness.metrics.recon import SSIM
 
         records = list(records)
@@ -274,12 +274,13 @@ class ImageNetReconSuite(Suite):
             ref_source = {"source": "cache" if was_cached else "computed from this run's real crops (now cached)",
                           "inputs_sha256": inputs_sha, "n": ref.n}
 
+        frechet = self._mcfg().get("frechet", "sqrtm")
         per_path: dict[str, dict[str, Any]] = {}
         for p in paths:
             psnr = [r["psnr"][p] for r in valid]
             finite = [v for v in psnr if math.isfinite(v)]
             row = {
-                "rFID": fid_from_stats(ref, stats[p]) if ref.n > 1 and stats[p].n > 1 else None,
+                "rFID": fid_from_stats(ref, stats[p], method=frechet) if ref.n > 1 and stats[p].n > 1 else None,
                 "PSNR": _mean(finite),
                 "PSNR_identical_images": len(psnr) - len(finite),
                 "SSIM": _mean([r["ssim"][p] for r in valid]),
@@ -320,6 +321,7 @@ class ImageNetReconSuite(Suite):
             "paths": per_path,
             "reference_stats": ref_source,
             "fid_protocol": protocol,
+            "fid": FID(frechet).spec.to_dict(),
             "ssim": SSIM(self._mcfg().get("ssim_border", "full")).spec.to_dict(),
             "weights": weights,
             "is_paper_metric": bool(is_paper_metric),

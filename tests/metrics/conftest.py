@@ -22,7 +22,13 @@ def inception_kaiming():
     return InceptionFeatureExtractor(random_init_seed=0, batch_size=8)
 
 
-def sample_crops(size: int = 64, names=("astronaut", "coffee", "chelsea", "rocket")) -> np.ndarray:
+@pytest.fixture(scope="session")
+def sample_crops():
+    """The :func:`make_sample_crops` function."""
+    return make_sample_crops
+
+
+def make_sample_crops(size: int = 64, names=("astronaut", "coffee", "chelsea", "rocket")) -> np.ndarray:
     """(N, size, size, 3) uint8 centre crops of scikit-image sample pictures."""
     import skimage.data
     from PIL import Image
