@@ -29,6 +29,7 @@ _TABLE: dict[str, dict[str, str]] = {
         "dummy": "suites.dummy:DummySuite",
         "imagenet_recon": "suites.imagenet_recon:ImageNetReconSuite",
         "geneval": "suites.geneval:GenEvalSuite",
+        "geneval_detect": "suites.geneval:GenEvalDetectSuite",
     },
     "metric": {
         "psnr": "harness.metrics.recon:PSNR",
@@ -40,6 +41,7 @@ _TABLE: dict[str, dict[str, str]] = {
     },
     "tool": {
         "parity": "baselines.dcar.parity:main",
+        "geneval": "harness.geneval.cli:main",
     },
 }
 

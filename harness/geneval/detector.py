@@ -122,6 +122,7 @@ class Detector:
     def info(self) -> dict[str, Any]:
         import mmdet
 
+        extra = {k: v for k, v in self.extra.items() if not k.startswith("pipeline_")}
         return {
             "model": "Mask2Former Swin-S COCO instance",
             "config": self.config_path,
@@ -132,7 +133,7 @@ class Detector:
             "device": self.device,
             "mmdet": mmdet.__version__,
             "mmcv": self.mmcv,
-            **self.extra,
+            **extra,
         }
 
 
@@ -246,9 +247,30 @@ def detect(detector: Detector, images: Sequence[Any]) -> list[RawDetections]:
     out = []
     with torch.no_grad():
         for item in inputs:  # one at a time, as the official scorer: results do not depend on batching
-            sample = inference_detector(detector.model, item)
+            pipeline = _pipeline(detector, from_array=not isinstance(item, str))
+            sample = inference_detector(detector.model, item, test_pipeline=pipeline)
             out.append(to_per_class(sample, NUM_CLASSES))
     return out
+
+
+def _pipeline(detector: Detector, from_array: bool):
+    """The test pipeline for file paths or arrays, built from a deep copy of the config.
+
+    (mmdet's ``inference_detector`` builds it from a shallow copy and, for arrays, rewrites
+    the model config's first step in place, which breaks later calls with file paths.)
+    """
+    key = "pipeline_array" if from_array else "pipeline_file"
+    if key not in detector.extra:
+        import copy
+
+        from mmcv.transforms import Compose
+        from mmdet.utils import get_test_pipeline_cfg
+
+        steps = copy.deepcopy(get_test_pipeline_cfg(detector.model.cfg))
+        if from_array:
+            steps[0]["type"] = "mmdet.LoadImageFromNDArray"
+        detector.extra[key] = Compose(steps)
+    return detector.extra[key]
 
 
 def to_per_class(sample: Any, num_classes: int = NUM_CLASSES) -> RawDetections:

@@ -1,0 +1,125 @@
+"""Score detection records: sanity gate, rules, completeness, labels, and the Table 3 layout.
+
+Used by the ``geneval_detect`` suite's aggregate and by ``dcar-bench geneval score`` (which
+re-scores a run's records with other constants without re-detecting). Pure Python.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from harness.geneval.gate import evaluate_gate, gate_message
+from harness.metrics.geneval_rules import (
+    TAGS,
+    Expected,
+    RuleConfig,
+    check_complete,
+    completeness_message,
+    judge_record,
+    summarize,
+)
+
+REFERENCE_TABLE = "Table3_GenEval"
+TABLE_COLUMNS = (("single_object", "Single Obj."), ("two_object", "Two Obj."), ("counting", "Counting"),
+                 ("colors", "Colors"), ("position", "Position"), ("color_attr", "Color Attri."))
+
+
+class SanityGateError(RuntimeError):
+    """The detector or colour classifier got the known images wrong: its scores would be meaningless."""
+
+
+def rules_from_config(config: Mapping[str, Any]) -> RuleConfig:
+    r = dict(config.get("rules") or {})
+    unknown = set(r) - set(RuleConfig().to_dict())
+    if unknown:
+        raise ValueError(f"unknown GenEval rule constant(s) {sorted(unknown)}; known: {sorted(RuleConfig().to_dict())}")
+    return RuleConfig(**r)
+
+
+def score_records(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    rules: RuleConfig | None = None,
+    allow_partial: bool = False,
+    require_gate: bool = True,
+    models: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Gate check, per-image judgements, per-tag accuracy and overall; raises when refusing to score."""
+    rules = rules or RuleConfig()
+    records = list(records)
+    gate = evaluate_gate(records)
+    if require_gate and not gate["passed"]:
+        raise SanityGateError(
+            "the detector/colour classifier failed the sanity gate on known images, so this run's detections are "
+            "not trustworthy and it is not scored:\n" + gate_message(gate) + "\nCheck the checkpoint files, the "
+            "mmcv/mmdet install (`dcar-bench geneval check`), and docs/geneval.md. (Tests with random weights pass "
+            "--skip-sanity-gate; their numbers are labelled as not the GenEval metric.)"
+        )
+    rows = []
+    for rec in records:
+        if rec.get("gate"):
+            continue
+        j = judge_record(rec, rules)
+        rows.append({"tag": rec["metadata"]["tag"], "prompt_index": rec["prompt_index"], "correct": j.correct,
+                     "reason": j.reason, "file": rec.get("file")})
+    summary = summarize(rows, Expected())  # complete = 553 prompts x 4 images, whatever the run was asked for
+    check_complete(summary, allow_partial=allow_partial)
+    models = dict(models or {})
+    real = {k: bool(v.get("real_weights")) for k, v in models.items() if isinstance(v, Mapping)}
+    labels = []
+    if not summary["complete"]:
+        labels.append("INCOMPLETE: " + completeness_message(summary))
+    fake = sorted(k for k, ok in real.items() if not ok)
+    if fake:
+        labels.append(f"NOT THE GENEVAL METRIC: random weights for {', '.join(fake)}")
+    if not gate["passed"]:
+        labels.append("NOT THE GENEVAL METRIC: the sanity gate failed or was skipped")
+    summary.update({
+        "rules": rules.to_dict(),
+        "sanity_gate": gate,
+        "models": models,
+        "is_geneval_metric": not labels,
+        "labels": labels,
+        "per_image": rows,
+    })
+    return summary
+
+
+def fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def render_table3(summary: Mapping[str, Any], our_label: str = "ours") -> str:
+    """Table 3 of the paper (GenEval) with our row beside the published ones."""
+    from harness.report.reference import reference_table
+
+    ref = reference_table(REFERENCE_TABLE)
+    head = "| model | " + " | ".join(n for _, n in TABLE_COLUMNS) + " | Overall |"
+    lines = [head, "|---" * (len(TABLE_COLUMNS) + 2) + "|"]
+    for model, metrics in ref.items():
+        cells = [fmt(metrics.get(f"GenEval_{t}")) for t, _ in TABLE_COLUMNS]
+        lines.append(f"| {model} (paper) | " + " | ".join(cells) + f" | {fmt(metrics.get('GenEval_overall'))} |")
+    ts = summary["tag_scores"]
+    mark = "" if summary.get("is_geneval_metric") else " †"
+    lines.append(f"| **{our_label}{mark}** | " + " | ".join(fmt(ts.get(t)) for t, _ in TABLE_COLUMNS)
+                 + f" | **{fmt(summary.get('overall'))}** |")
+    out = []
+    for label in summary.get("labels", []):
+        out.append(f"> **{label}**")
+    if out:
+        out.append("")
+    out.append("\n".join(lines))
+    out.append("")
+    if mark:
+        out.append("† not comparable with the paper: " + "; ".join(summary.get("labels", [])))
+        out.append("")
+    counts = ", ".join(f"{t} {summary['images_per_tag'][t]}/{summary['expected_images_per_tag'][t]}" for t in TAGS)
+    out.append(f"Images: {summary['total_images']} of {summary['expected_total_images']} "
+               f"({summary['total_prompts']} of {summary['expected_total_prompts']} prompts); per tag: {counts}.")
+    r = summary["rules"]
+    out.append(f"Rules (djghosh13/geneval af4902f): score > {r['threshold']} (counting > {r['counting_threshold']}), "
+               f"at most {r['max_objects']} per class, NMS IoU {r['max_overlap']} (1.0 = off), position c = "
+               f"{r['position_threshold']}. Overall = mean of the 6 per-tag image accuracies (unrounded).")
+    gate = summary["sanity_gate"]
+    out.append(f"Sanity gate: {'passed' if gate['passed'] else 'FAILED/SKIPPED'} "
+               f"({sum(v['passed'] for v in gate['items'].values())}/{len(gate['items'])} known images right).")
+    return "\n".join(out) + "\n"
