@@ -29,6 +29,10 @@ def _fmt_weights(weights: Mapping[str, str] | None) -> str:
     return "<br>".join(f"`{Path(k).name}`: `{str(v)[:16]}`" for k, v in sorted(weights.items()))
 
 
+def _dash(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
 def _facts(manifest: Mapping[str, Any], summary: Mapping[str, Any] | None, run_dir: Path) -> list[tuple[str, str]]:
     info = manifest.get("adapter_info") or {}
     prov = manifest.get("provenance") or {}
@@ -45,7 +49,7 @@ def _facts(manifest: Mapping[str, Any], summary: Mapping[str, Any] | None, run_d
         ("adapter", f"`{manifest.get('adapter')}`" + (f" ({info.get('kind')})" if info.get("kind") else "")),
         ("real weights", "yes" if info.get("real_weights") else "**no**"),
         ("weights", _fmt_weights(info.get("weights"))),
-        ("resolution / steps / dtype", f"{info.get('resolution')} / {info.get('steps')} / {info.get('dtype')}"),
+        ("resolution / steps / dtype", " / ".join(_dash(info.get(k)) for k in ("resolution", "steps", "dtype"))),
         ("parameters", f"{info['num_params']:,}" if isinstance(info.get("num_params"), int) else "-"),
         ("items", str(manifest.get("num_items"))),
         ("seed", str(manifest.get("seed"))),
@@ -87,7 +91,8 @@ def render_run(run_dir: str | os.PathLike) -> str:
                                                           _facts(manifest, summary, run_dir)) + "\n")
     protocol = manifest.get("protocol") or {}
     if protocol:
-        parts.append("Protocol: " + "; ".join(f"`{k}`={v}" for k, v in sorted(protocol.items())) + "\n")
+        parts.append("<details><summary>Protocol constants (from the suite's YAML)</summary>\n\n"
+                     + "\n".join(f"- `{k}`: {v}" for k, v in sorted(protocol.items())) + "\n\n</details>\n")
     if summary is None:
         parts.append("**Not aggregated yet** (no summary.json): finish the run, then `dcar-bench aggregate "
                      f"{run_dir}`.\n")
