@@ -102,15 +102,16 @@ class GenEvalSuite(Suite):
 
         records = list(records)
         per_tag = {t: sum(r["tag"] == t for r in records) for t in TAGS}
-        n = int(self.config.get("samples_per_prompt", 4))
         folder = Path(ctx.run_dir) / "artifacts" / IMAGES_SUBDIR
         return {"images_dir": str(folder), "num_images": len(records), "images_per_tag": per_tag,
-                "expected_images": Expected(samples_per_prompt=n).total_images,
-                "samples_per_prompt": n, "next": f"dcar-bench geneval detect --images {folder} --out <detect run dir>"}
+                "expected_images": Expected().total_images,  # the protocol's 553 x 4, whatever this run planned
+                "samples_per_prompt": int(self.config.get("samples_per_prompt", 4)),
+                "next": f"dcar-bench geneval detect --images {folder} --out <detect run dir>"}
 
     def render(self, summary: Mapping[str, Any]) -> str:
         counts = ", ".join(f"{t} {v}" for t, v in summary["images_per_tag"].items())
-        return (f"GenEval images generated: {summary['num_images']} of {summary['expected_images']} "
+        partial = "" if summary["num_images"] >= summary["expected_images"] else " (a partial GenEval run)"
+        return (f"GenEval images generated: {summary['num_images']} of {summary['expected_images']}{partial} "
                 f"({counts}) in `{summary['images_dir']}` (official folder layout, PNG).\n\n"
                 f"Scored by the `geneval_detect` suite: `{summary['next']}`.\n")
 

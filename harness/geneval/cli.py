@@ -90,8 +90,9 @@ def _detect_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def check(detector_checkpoint: str | None = None, clip_weights: str | None = None, model: str | None = None,
-          images: str | None = None, random_weights: bool = False, out=sys.stdout) -> list[str]:
+          images: str | None = None, random_weights: bool = False, out=None) -> list[str]:
     """Print the state of everything GenEval needs; return the list of problems (empty = ready)."""
+    out = out if out is not None else sys.stdout
     from harness import resources
     from harness.geneval.color import CLIP_WEIGHTS
     from harness.geneval.detector import DETECTOR_CHECKPOINT
