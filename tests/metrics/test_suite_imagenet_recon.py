@@ -185,3 +185,20 @@ def test_end_to_end_with_kaiming_inception_and_table1(tmp_path):
     assert results["paths"]["discrete"]["rFID"] > results["paths"]["continuous"]["rFID"] > 0
     report = (tmp_path / "r" / "report.md").read_text()
     assert "DC-HT (64 tokens)" in report and "21.50" in report and "NOT the paper's metric" in report
+
+
+@pytest.mark.slow
+def test_dc_ht_adapters_run_through_the_suite(tmp_path, tiny_extractor):
+    """The real DC-HT adapter classes (tiny config, random weights): both paths for dc-ht, one for dc-ht-discrete."""
+    over = {**FAST, "dataset.kind": "skimage_samples", "dataset.limit": 4, "dataset.resolution": 64,
+            "model.config": "tiny", "model.random_init_seed": 0}
+    hybrid = run("imagenet_recon", "dc-ht", tmp_path / "h", overrides=over, show_progress=False, batch_size=4)
+    res = hybrid.summary["results"]
+    assert sorted(res["paths"]) == ["continuous", "discrete"]
+    assert res["weights"]["adapter"] == "dc-ht" and res["weights"]["adapter_real"] is False
+    assert all(v["PSNR"] > 0 and v["rFID"] >= 0 for v in res["paths"].values())
+    disc = run("imagenet_recon", "dc-ht-discrete", tmp_path / "d", overrides=over, show_progress=False, batch_size=4)
+    dres = disc.summary["results"]
+    assert list(dres["paths"]) == ["discrete"]
+    # the discrete-only adapter reconstructs through the same discrete path as dc-ht with the same weights
+    assert dres["paths"]["discrete"]["PSNR"] == pytest.approx(res["paths"]["discrete"]["PSNR"], rel=1e-6)
