@@ -144,7 +144,11 @@ class _Distributed:
         if not dist.is_available():
             return
         if not dist.is_initialized():
-            dist.init_process_group(backend="gloo")
+            # ranks wait for the slowest shard at the barrier; gloo's 30-minute default is too short for real runs
+            import datetime
+
+            timeout_s = float(os.environ.get("DCAR_BENCH_DIST_TIMEOUT_S", 7 * 24 * 3600))
+            dist.init_process_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout_s))
             self.owned = True
         self.active = True
 
