@@ -42,6 +42,7 @@ def ensure_shared_torch(shared: Path) -> None:
               flush=True)
         subprocess.check_call([sys.executable, "-m", "pip", "install", "--upgrade", "--target", str(shared),
                                *TORCH_PINS])
+        shared.mkdir(parents=True, exist_ok=True)
         marker.write_text(" ".join(TORCH_PINS) + "\n")
 
 
