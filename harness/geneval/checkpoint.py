@@ -4,7 +4,7 @@ The official GenEval instructions download the mmdet **2.x** checkpoint
 ``mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco_20220504_001756-743b7d99.pth``; mmdet 3.x
 publishes the same training run as ``..._8xb2-lsj-50e_coco_20220504_001756-c9d0c4f2.pth``.
 The weights are the same, but mmdet 3 renamed the transformer layers' sub-modules.
-Measured by building both versions' Mask2Former Swin-S from their own configs (648 keys
+Measured by building both versions' Mask2Former Swin-S from their own configs (649 keys
 each, 68,739,547 parameters; backbone and every other key identical):
 
 * pixel decoder encoder layers: ``attentions.0`` -> ``self_attn``, ``ffns.0`` -> ``ffn``
