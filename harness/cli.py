@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     res = run(args.suite, args.model, args.out, overrides=args.overrides, config_file=args.config,
               shard=args.shard, seed=args.seed, batch_size=args.batch_size, show_progress=not args.quiet,
-              aggregate_when_done=not args.no_aggregate, argv=["dcar-bench", *sys.argv[1:]])
+              aggregate_when_done=not args.no_aggregate, argv=args.command_line)
     print(f"{res.run_dir}: shard {res.shard}: {res.completed} item(s) run, {res.skipped} already done "
           f"({res.in_shard} in shard, {res.planned} planned)")
     if res.report is not None:
@@ -165,7 +165,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         print(f"[smoke {i + 1}/{len(entries)}] {e['suite']} × {e.get('model')} -> {run_dir}", flush=True)
         try:
             run(e["suite"], e.get("model"), run_dir, overrides=flatten(e.get("set") or {}),
-                show_progress=not args.quiet, argv=["dcar-bench", *sys.argv[1:]])
+                show_progress=not args.quiet, argv=args.command_line)
             run_dirs.append(run_dir)
         except Exception as exc:  # one broken suite must not hide the others' results
             failures.append((label, f"{type(exc).__name__}: {exc}"))
@@ -207,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(rc or 0)
         parser = build_parser()
         args = parser.parse_args(argv)
+        args.command_line = ["dcar-bench", *argv]  # recorded in the manifest
         if args.command is None:
             parser.print_help()
             return 2

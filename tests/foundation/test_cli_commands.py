@@ -59,6 +59,9 @@ def test_run_config_mismatch_and_unwritable_via_cli(tmp_path, capsys):
     out = str(tmp_path / "r")
     assert main(["run", "dummy", "--model", "dummy-t2i", "--out", out, *SMALL]) == 0
     assert "report:" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["provenance"]["command"] == ["dcar-bench", "run", "dummy", "--model", "dummy-t2i", "--out", out,
+                                                 *SMALL]
     assert main(["run", "dummy", "--model", "dummy-t2i", "--out", out, *SMALL, "--set", "num_items=6"]) == 1
     err = capsys.readouterr().err
     assert "different setup" in err and "config.num_items: 5 -> 6" in err
