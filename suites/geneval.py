@@ -50,6 +50,14 @@ def _png_bytes(hwc_uint8) -> bytes:
     return buf.getvalue()
 
 
+def _env_config() -> str | None:
+    import os
+
+    from harness.geneval.detector import DETECTOR_CONFIG
+
+    return os.environ.get(DETECTOR_CONFIG.env_var or "") or None
+
+
 class GenEvalSuite(Suite):
     """Generate the official GenEval folder with a text-to-image adapter."""
 
@@ -193,13 +201,13 @@ class GenEvalDetectSuite(Suite):
                 device = "cuda" if torch.cuda.is_available() else "cpu"
             if cfg.get("random_weights"):
                 seed = int(cfg.get("random_init_seed", 0))
-                det = load_detector(cfg.get("detector_config"), None, device=device, random_init_seed=seed)
+                det = load_detector(cfg.get("detector_config") or _env_config(), None, device=device, random_init_seed=seed)
                 clf = load_color_classifier(None, model_name=str(cfg.get("clip_model", "ViT-L-14")), device=device,
                                             random_init_seed=seed)
             else:
-                ckpt = resources.locate(DETECTOR_CHECKPOINT, config=cfg)
-                clip = resources.locate(CLIP_WEIGHTS, config=cfg)
-                det = load_detector(cfg.get("detector_config"), ckpt, device=device)
+                ckpt = resources.locate(DETECTOR_CHECKPOINT, cfg.get("detector_checkpoint"))
+                clip = resources.locate(CLIP_WEIGHTS, cfg.get("clip_weights"))
+                det = load_detector(cfg.get("detector_config") or _env_config(), ckpt, device=device)
                 clf = load_color_classifier(clip, model_name=str(cfg.get("clip_model", "ViT-L-14")), device=device)
             self._models = (det, clf)
         return self._models

@@ -38,10 +38,10 @@ CLIP_WEIGHTS = Requirement(
         "OpenAI CLIP ViT-L/14 weights for open_clip: the OpenAI release ViT-L-14.pt "
         "(https://openaipublic.azureedge.net/clip/models/b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt, "
         "what open_clip's pretrained='openai' downloads), or open_clip_model.safetensors / open_clip_pytorch_model.bin "
-        "from the Hugging Face repo timm/vit_large_patch14_clip_224.openai"
+        "from the Hugging Face repo timm/vit_large_patch14_clip_224.openai; pass it as "
+        "`dcar-bench geneval detect --clip-weights PATH` (suite config key clip_weights)"
     ),
     env_var="DCAR_GENEVAL_CLIP_WEIGHTS",
-    config_key="clip_weights",
     hf_repo="timm/vit_large_patch14_clip_224.openai",
     default_paths=("~/.cache/clip/ViT-L-14.pt", "~/.cache/dcar-bench/geneval/ViT-L-14.pt"),
     must_contain=("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "ViT-L-14.pt"),

@@ -35,10 +35,10 @@ DETECTOR_CHECKPOINT = Requirement(
         f"https://download.openmmlab.com/mmdetection/v2.0/mask2former/mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco/{CKPT_2X} "
         "(what GenEval's download_models.sh fetches) or the mmdet 3 release "
         f"https://download.openmmlab.com/mmdetection/v3.0/mask2former/mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco/{CKPT_3X}; "
-        "a file, or a directory holding one of them"
+        "a file, or a directory holding one of them; pass it as `dcar-bench geneval detect --detector-checkpoint PATH` "
+        "(suite config key detector_checkpoint)"
     ),
     env_var="DCAR_GENEVAL_DETECTOR_CKPT",
-    config_key="detector_checkpoint",
     default_paths=(
         f"~/.cache/dcar-bench/geneval/{CKPT_2X}",
         f"~/.cache/dcar-bench/geneval/{CKPT_3X}",
@@ -51,7 +51,6 @@ DETECTOR_CONFIG = Requirement(
     name="GenEval detector config (mmdet 3 Mask2Former Swin-S COCO instance)",
     description=f"the mmdet 3 config {CONFIG_NAME}; shipped inside the mmdet 3.3.0 wheel (mmdet/.mim/configs/mask2former/)",
     env_var="DCAR_GENEVAL_DETECTOR_CONFIG",
-    config_key="detector_config",
     optional=True,  # defaults to the copy inside the installed mmdet wheel
 )
 
