@@ -195,10 +195,15 @@ class GenEvalDetectSuite(Suite):
 
             cfg = self.config
             device = str(cfg.get("device", "cpu"))
-            if device == "auto":
+            if device == "auto":  # CUDA only with compiled mmcv ops; the CPU path gives identical detections
                 import torch
 
-                device = "cuda" if torch.cuda.is_available() else "cpu"
+                from harness.geneval.mmcv_ops import mmcv_status
+
+                device = "cuda" if torch.cuda.is_available() and mmcv_status().compiled_ops else "cpu"
+                if device == "cpu" and torch.cuda.is_available():
+                    print("geneval: a GPU is present but mmcv has no compiled ops: detecting on CPU "
+                          "(see docs/geneval.md 'GPU install')", file=sys.stderr)
             if cfg.get("random_weights"):
                 seed = int(cfg.get("random_init_seed", 0))
                 det = load_detector(cfg.get("detector_config") or _env_config(), None, device=device, random_init_seed=seed)
