@@ -85,7 +85,16 @@ class ImageNetReconSuite(Suite):
         from harness.metrics.inception import fid_inception_requirement
         from harness.metrics.recon import lpips_alexnet_requirement
 
-        return [IMAGENET_VAL_REQUIREMENT, fid_inception_requirement(), lpips_alexnet_requirement()]
+        cfg = dict(config or {})
+        data, metrics = dict(cfg.get("dataset") or {}), dict(cfg.get("metrics") or {})
+        reqs = []
+        if data.get("kind", "imagenet") == "imagenet":
+            reqs.append(IMAGENET_VAL_REQUIREMENT)
+        if (metrics.get("inception") or {}).get("random_init_seed") is None:
+            reqs.append(fid_inception_requirement())
+        if (metrics.get("lpips") or {}).get("random_backbone_seed") is None:
+            reqs.append(lpips_alexnet_requirement())
+        return reqs
 
     # ------------------------------------------------------------------ config helpers
 

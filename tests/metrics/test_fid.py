@@ -31,7 +31,8 @@ def _feature_sets(n1=400, n2=350, d=48, seed=0):
 
 def test_frechet_distance_equals_torch_fidelity_and_clean_fid():
     import torch
-    from cleanfid.fid import fid_from_feats, frechet_distance as cf_frechet
+    from cleanfid.fid import fid_from_feats
+    from cleanfid.fid import frechet_distance as cf_frechet
     from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
     f1, f2 = _feature_sets()

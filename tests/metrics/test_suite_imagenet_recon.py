@@ -202,3 +202,13 @@ def test_dc_ht_adapters_run_through_the_suite(tmp_path, tiny_extractor):
     assert list(dres["paths"]) == ["discrete"]
     # the discrete-only adapter reconstructs through the same discrete path as dc-ht with the same weights
     assert dres["paths"]["discrete"]["PSNR"] == pytest.approx(res["paths"]["discrete"]["PSNR"], rel=1e-6)
+
+
+def test_requirements_follow_the_config():
+    from suites.imagenet_recon import ImageNetReconSuite
+
+    names = [r.name for r in ImageNetReconSuite.requirements(ImageNetReconSuite.default_config())]
+    assert names == ["ImageNet validation images", "FID Inception weights", "LPIPS AlexNet backbone"]
+    smoke = {"dataset": {"kind": "skimage_samples"},
+             "metrics": {"inception": {"random_init_seed": 0}, "lpips": {"random_backbone_seed": 0}}}
+    assert ImageNetReconSuite.requirements(smoke) == []
