@@ -103,3 +103,17 @@ def test_check_finds_files_given_by_env(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert f"GenEval detector checkpoint (Mask2Former Swin-S COCO): {ckpt}" in out
     assert not [p for p in problems if "not found" in p]  # only packages may be missing in this env
+
+
+@pytest.mark.slow
+def test_generate_with_the_tiny_dcar_adapter(tmp_path, monkeypatch):
+    """The real DC-AR pipeline (tiny config, random weights) through the generate stage."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    res = run("geneval", "dc-ar", tmp_path / "run", overrides=["prompts=[0, 300]", "samples_per_prompt=2",
+                                                               "model.config=tiny", "model.random_init_seed=0"],
+              show_progress=False)
+    assert res.completed == 4
+    scan = scan_folder(tmp_path / "run" / "artifacts" / "geneval")
+    assert scan.num_images == 4 and scan.warnings() == []
+    h = hashes(tmp_path / "run")
+    assert len(set(h.values())) == 4  # different seeds per (prompt, sample) -> different images
