@@ -57,7 +57,8 @@ T5_REQUIREMENT = Requirement(
     must_contain=("model.safetensors", "pytorch_model.bin"),
 )
 
-#: generate() options and their defaults (released config; see baselines.dcar.generator.config)
+#: generate() options and their defaults for the released config (see baselines.dcar.generator.config); an
+#: adapter takes num_steps / cfg_scale / randomize_temperature / num_diffusion_steps from the config it loads
 GENERATE_DEFAULTS: dict[str, Any] = {
     "num_steps": 12,
     "cfg_scale": 4.5,
@@ -99,11 +100,7 @@ class DCARAdapter(TextToImage):
             random_init_seed = 0  # there are no released tiny weights
         self.config_name = config
         self.random_init_seed = random_init_seed
-        self.defaults = {**GENERATE_DEFAULTS, **defaults}
-        if config == "tiny" and "num_steps" not in defaults:
-            self.defaults["num_steps"] = 4
-            self.defaults["num_diffusion_steps"] = 4
-        self._check_options(self.defaults)
+        self._check_options({**GENERATE_DEFAULTS, **defaults})
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -115,6 +112,14 @@ class DCARAdapter(TextToImage):
         self._paths: dict[str, Path] = {}
         self._locate_all(weights, tokenizer_weights, text_encoder)
         self.pipeline = self._build(dtype)
+        # sampling defaults follow the loaded config (= GENERATE_DEFAULTS for the released one), then overrides
+        gen_cfg = self.pipeline.generator.config
+        if gen_cfg.guidance_decay != "constant":
+            raise ValueError(f"guidance_decay={gen_cfg.guidance_decay!r} is not supported; the released config "
+                             "and demo use 'constant'")
+        self.defaults = {**GENERATE_DEFAULTS, "num_steps": gen_cfg.num_steps, "cfg_scale": gen_cfg.guidance_scale,
+                         "randomize_temperature": gen_cfg.randomize_temperature,
+                         "num_diffusion_steps": gen_cfg.default_num_diffusion_steps, **defaults}
 
     # ------------------------------------------------------------------ resources
 

@@ -42,7 +42,9 @@ def test_images_follow_the_harness_convention(adapter):
     info = adapter.info()
     assert info.real_weights is False and info.resolution == 128
     assert all(v.startswith("random-init:") for v in info.weights.values())
-    assert info.extra["generate_defaults"]["rng_mode"] == "per_item"
+    defaults = info.extra["generate_defaults"]
+    assert defaults["rng_mode"] == "per_item" and defaults["cfg_scale"] == 4.5
+    assert defaults["num_steps"] == 4 and defaults["num_diffusion_steps"] == 4  # from DCARConfig.tiny()
 
 
 def test_same_prompt_and_seed_give_the_same_image_at_batch_1_and_4_and_across_2_shards(adapter, tiny_cache_dir):
