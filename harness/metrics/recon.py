@@ -202,8 +202,11 @@ class LPIPS:
         devnull = open(os.devnull, "w")
         try:
             import contextlib
+            import warnings
 
-            with torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(devnull):
+            with torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(devnull), warnings.catch_warnings():
+                # lpips builds the trunk with torchvision's deprecated `pretrained=False`; the trunk is ours
+                warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
                 if random_backbone_seed is not None:
                     torch.manual_seed(int(random_backbone_seed))
                 model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)

@@ -50,10 +50,10 @@ def test_tf1x_features_equal_torch_fidelity_on_the_same_weights(tmp_path):
 
 
 def test_features_do_not_depend_on_batch_size_or_input_dtype(inception_kaiming, sample_crops):
-    u8 = torch.from_numpy(sample_crops(40)).permute(0, 3, 1, 2).contiguous()
-    batched = inception_kaiming(u8)  # batch_size 8: one batch
+    u8 = torch.from_numpy(sample_crops(40, names=("astronaut", "coffee", "chelsea"))).permute(0, 3, 1, 2)
+    batched = inception_kaiming(u8.contiguous())  # batch_size 8: one batch
     one_by_one = InceptionFeatureExtractor(random_init_seed=0, batch_size=1)(u8.float() / 255.0)
-    assert batched.shape == (4, 2048) and batched.dtype == np.float64
+    assert batched.shape == (3, 2048) and batched.dtype == np.float64
     np.testing.assert_allclose(one_by_one, batched, rtol=1e-5, atol=1e-6)
     # the seeded network is reproducible and the images are told apart
     assert np.abs(batched[0] - batched[1]).max() > 100 * np.abs(one_by_one - batched).max()
