@@ -88,7 +88,7 @@ class DCARAdapter(TextToImage):
     def __init__(self, weights: str | None = None, tokenizer_weights: str | None = None,
                  text_encoder: str | None = None, config: str = "full", random_init_seed: int | None = None,
                  device: str = "auto", dtype: str = "float32", show_progress: bool = False,
-                 cache_dir: str | None = None, **defaults: Any):
+                 cache_dir: str | None = None, resolution: int | None = None, **defaults: Any):
         import torch
 
         if config not in CONFIGS:
@@ -112,6 +112,9 @@ class DCARAdapter(TextToImage):
         self._paths: dict[str, Path] = {}
         self._locate_all(weights, tokenizer_weights, text_encoder)
         self.pipeline = self._build(dtype)
+        if resolution is not None and int(resolution) != self.resolution:
+            raise ValueError(f"{self.name} ({config} config) generates {self.resolution}x{self.resolution} images only; "
+                             f"got resolution={resolution} (leave it unset, or resize in the suite)")
         # sampling defaults follow the loaded config (= GENERATE_DEFAULTS for the released one), then overrides
         gen_cfg = self.pipeline.generator.config
         if gen_cfg.guidance_decay != "constant":

@@ -160,8 +160,13 @@ def test_incomplete_t5_directory_is_a_clear_error(tmp_path, monkeypatch):
         DCARAdapter(config="tiny", random_init_seed=0, text_encoder=str(tmp_path / "absent"), device="cpu")
 
 
-def test_constructor_option_errors():
+def test_constructor_option_errors(tiny_cache_dir):
     from baselines.dcar.generator_adapter import DCARAdapter
+
+    with pytest.raises(ValueError, match="generates 128x128 images only"):
+        DCARAdapter(config="tiny", random_init_seed=0, device="cpu", cache_dir=tiny_cache_dir, resolution=256)
+    assert DCARAdapter(config="tiny", random_init_seed=0, device="cpu", cache_dir=tiny_cache_dir,
+                       resolution=128).resolution == 128
 
     with pytest.raises(ValueError, match="config must be one of"):
         DCARAdapter(config="huge")
