@@ -18,7 +18,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -311,16 +311,15 @@ class FID:
 class KID:
     """Kernel Inception Distance (extra metric; needs both feature sets, not only statistics)."""
 
-    spec: ClassVar[MetricSpec] = MetricSpec(
-        name="kid",
-        direction="lower",
-        params={"kernel": "polynomial (x.y/d + 1)^3", "estimator": "unbiased MMD^2", "subsets": 100,
-                "subset_size": 1000},
-        reference="torch-fidelity 0.4.0 kid_features_to_metric; clean-fid 0.1.35 kernel_distance",
-    )
-
     def __init__(self, subsets: int = 100, subset_size: int = 1000, seed: int = 0):
         self.subsets, self.subset_size, self.seed = subsets, subset_size, seed
+        self.spec = MetricSpec(
+            name="kid",
+            direction="lower",
+            params={"kernel": "polynomial (x.y/d + 1)^3", "estimator": "unbiased MMD^2", "subsets": subsets,
+                    "subset_size": subset_size, "rng": f"numpy RandomState({seed})"},
+            reference="torch-fidelity 0.4.0 kid_features_to_metric; clean-fid 0.1.35 kernel_distance",
+        )
 
     def __call__(self, feats1: np.ndarray, feats2: np.ndarray) -> tuple[float, float]:
         size = min(self.subset_size, len(feats1), len(feats2))
