@@ -134,6 +134,9 @@ def test_from_pretrained_loads_raw_bin_strictly(tmp_path, fixture_model):
     loaded = DCAR.from_pretrained(tmp_path / "pytorch_model.bin", cfg)
     for k, v in model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k
+    # a half-precision checkpoint is loaded as float32 (reduced precision comes from autocast)
+    torch.save({k: v.half() for k, v in model.state_dict().items()}, tmp_path / "half.bin")
+    assert DCAR.from_pretrained(tmp_path / "half.bin", cfg).x_embedder.weight.dtype == torch.float32
     # a directory with the official YAML beside the weights works too
     import yaml
 

@@ -47,3 +47,12 @@ def test_missing_t5_files_are_named(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="model.safetensors or pytorch_model.bin, spiece.model or tokenizer.json"):
         T5TextEncoder.from_pretrained(tmp_path)
+
+
+def test_official_length_300_truncation(tmp_path):
+    enc = T5TextEncoder.tiny(cache_dir=tmp_path, max_length=300)
+    words = ("a red car next to a tall tree on the street " * 40).strip()  # 400 words -> > 300 tokens
+    with pytest.warns(PromptTruncatedWarning, match="exceed 300 T5 tokens"):
+        out = enc.encode([words, "a cat"])
+    assert out.hidden.shape[:2] == (2, 300) and out.mask[0].sum() == 300 and out.truncated == [0]
+    assert out.num_tokens[0] > 300 and out.mask[1].sum() == out.num_tokens[1]

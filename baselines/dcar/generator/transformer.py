@@ -225,18 +225,21 @@ class DCAR(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, config: DCARConfig | str | os.PathLike | None = None,
-                        *, map_location: str | torch.device = "cpu") -> "DCAR":
+                        *, map_location: str | torch.device = "cpu", dtype: torch.dtype | None = torch.float32) -> "DCAR":
         """Load official weights strictly.
 
         ``path``: the raw ``pytorch_model.bin`` (a ``torch.save``d state_dict), a ``.safetensors``
         file, or a directory holding one of those (and optionally a config file). ``config``: a
         :class:`DCARConfig`, an official YAML/JSON config path, or None (config file next to the
-        weights, else the released 512 px config).
+        weights, else the released 512 px config). ``dtype``: floating tensors are converted to it
+        (float32 by default, as the official code runs; reduced precision is applied by autocast instead).
         """
         from .checkpoint import load_state_dict_file, resolve_config
 
         cfg = resolve_config(path, config)
         state = load_state_dict_file(path, map_location=map_location)
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         with torch.device("meta"):
             model = cls(cfg)
         model.load_state_dict(state, strict=True, assign=True)
