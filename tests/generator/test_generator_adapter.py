@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -172,3 +173,46 @@ def test_constructor_option_errors(tiny_cache_dir):
         DCARAdapter(config="huge")
     with pytest.raises(TypeError, match="unknown dc-ar option"):
         DCARAdapter(config="tiny", random_init_seed=0, temprature=1.0)
+
+
+def test_released_layout_in_the_hf_cache_is_found_and_loaded(tmp_path, monkeypatch, tiny_cache_dir):
+    """Weights laid out as HF snapshots (dc-ar-512, dc-ht, t5-base) are found offline and marked real."""
+    import shutil
+
+    import yaml
+
+    from baselines.dcar.generator.config import DCARConfig
+    from baselines.dcar.generator.text_encoder import build_tiny_t5
+    from baselines.dcar.generator.transformer import DCAR
+    from baselines.dcar.generator_adapter import DCARAdapter
+    from baselines.dcar.tokenizer import DCHT, DCHTConfig
+
+    hub = tmp_path / "hub"
+
+    def snapshot(repo: str) -> Path:
+        folder = hub / f"models--{repo.replace('/', '--')}" / "snapshots" / "0123abcd"
+        folder.mkdir(parents=True)
+        (folder.parents[1] / "refs").mkdir()
+        (folder.parents[1] / "refs" / "main").write_text("0123abcd")
+        return folder
+
+    gen_dir, dcht_dir, t5_dir = snapshot("mit-han-lab/dc-ar-512"), snapshot("mit-han-lab/dc-ht"), snapshot("google-t5/t5-base")
+    cfg = DCARConfig.tiny(context_dim=32)
+    cfg.text_token_length = 300  # the full adapter encodes 300 T5 tokens
+    torch.save(DCAR(cfg).init_random(3).state_dict(), gen_dir / "pytorch_model.bin")
+    (gen_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_official()))
+    torch.manual_seed(0)
+    DCHT(DCHTConfig.tiny()).save_pretrained(dcht_dir)
+    for f in build_tiny_t5(d_model=32, seed=0, cache_dir=tiny_cache_dir).iterdir():
+        shutil.copy(f, t5_dir / f.name)
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    for var in ("DCAR_GENERATOR_PATH", "DCAR_DCHT_PATH", "DCAR_T5_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    adapter = DCARAdapter(config="full", device="cpu")
+    info = adapter.info()
+    assert info.real_weights is True and info.resolution == 128
+    assert str(gen_dir / "pytorch_model.bin") in info.weights
+    assert all(len(h) == 64 for h in info.weights.values())  # sha256 of each weights file
+    assert adapter.pipeline.text_encoder.max_length == 300
+    images = adapter.generate(["a cat"], [0])
+    assert images.shape == (1, 3, 128, 128) and torch.isfinite(images).all()
