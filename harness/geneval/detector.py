@@ -188,9 +188,9 @@ def match_official_test_pipeline(cfg: Any) -> None:
     Pad to a multiple of 32 with pixel value 128 -> Normalize. mmdet 3.3's shipped config
     loads ``to_float32=True`` (resizing floats, which shifts scores by ~1e-4) and pads
     after normalising with 0. We load uint8 and pad with 128 before the data
-    preprocessor, whose own padding then has nothing left to do. Measured: identical
-    boxes, scores and masks to mmdet 2.28.2 on the same weights, for square and
-    non-square images (tests/geneval/test_geneval_detector.py).
+    preprocessor, whose own padding then has nothing left to do, keeping ``img_shape``
+    unpadded as mmdet 2 did. Measured: identical boxes, scores and masks to mmdet 2.28.2
+    on the same weights (tests/geneval/test_geneval_mmdet2_parity.py).
     """
     pipeline = cfg.test_dataloader.dataset.pipeline
     for t in pipeline:
@@ -199,8 +199,35 @@ def match_official_test_pipeline(cfg: Any) -> None:
     # the official pipeline has no annotations at test time
     pipeline[:] = [t for t in pipeline if t["type"] not in ("LoadAnnotations", "mmdet.LoadAnnotations")]
     pack = next(i for i, t in enumerate(pipeline) if t["type"] in ("PackDetInputs", "mmdet.PackDetInputs"))
-    if not any(t["type"] in ("Pad", "mmdet.Pad") for t in pipeline):
-        pipeline.insert(pack, dict(type="Pad", size_divisor=32, pad_val=dict(img=(128, 128, 128), seg=255)))
+    if not any(t["type"] in (PAD_TRANSFORM, "Pad", "mmdet.Pad") for t in pipeline):
+        _register_pad_transform()
+        pipeline.insert(pack, dict(type=PAD_TRANSFORM, size_divisor=32, pad_val=dict(img=(128, 128, 128), seg=255)))
+
+
+PAD_TRANSFORM = "DcarBenchPadKeepImgShape"
+
+
+def _register_pad_transform() -> None:
+    """mmdet's ``Pad`` that leaves ``img_shape`` at the unpadded size, as mmdet 2's ``Pad`` did.
+
+    (mmcv 2's ``Pad`` overwrites ``img_shape`` with the padded shape, and Mask2Former's
+    post-processing crops its masks to ``img_shape``: on images whose resized size is not
+    a multiple of 32 the masks and boxes would then be stretched over the padding.)
+    """
+    from mmdet.datasets.transforms import Pad
+    from mmdet.registry import TRANSFORMS
+
+    if PAD_TRANSFORM in TRANSFORMS.module_dict:
+        return
+
+    class PadKeepImgShape(Pad):
+        def transform(self, results: dict) -> dict:
+            shape = results["img"].shape[:2]
+            results = super().transform(results)
+            results["img_shape"] = shape
+            return results
+
+    TRANSFORMS.register_module(name=PAD_TRANSFORM, module=PadKeepImgShape)
 
 
 def load_weights(model: Any, path: Path) -> str:

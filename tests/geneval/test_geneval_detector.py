@@ -57,7 +57,7 @@ def test_model_is_the_official_architecture(detector):
     assert model.panoptic_head.num_things_classes == 80 and model.panoptic_head.num_queries == 100
     assert type(model.backbone).__name__ == "SwinTransformer"
     steps = [t["type"] for t in model.cfg.test_dataloader.dataset.pipeline]
-    assert steps[0] == "LoadImageFromFile" and "Pad" in steps and "LoadAnnotations" not in steps
+    assert steps[0] == "LoadImageFromFile" and "DcarBenchPadKeepImgShape" in steps and "LoadAnnotations" not in steps
     assert model.cfg.test_dataloader.dataset.pipeline[0]["to_float32"] is False  # uint8 resize, as mmdet 2.x
     assert not detector.real_weights and detector.info()["random_init_seed"] == 0
 

@@ -6,7 +6,7 @@ Set ``DCAR_MMDET2_PATH`` to a folder made with
 The 2.x model is built from GenEval's config in a subprocess (mmcv 1.7.2 and mmcv-lite 2.1.0
 cannot share a process), given random weights, saved as a 2.x checkpoint and run on one image;
 our loader reads that checkpoint (key renaming) and must return identical boxes, scores and masks.
-Measured on the dev machine: max difference 0 on a 512x512 image.
+Measured on the dev machine: max difference 0 on a 512x512 and a 333x517 image.
 """
 from __future__ import annotations
 
@@ -38,10 +38,10 @@ SCRIPT = textwrap.dedent('''
         for p in m.parameters():
             p.add_(torch.randn(p.shape, generator=g) * 0.02)
     torch.save({"meta": {"mmdet_version": mmdet.__version__}, "state_dict": m.state_dict()}, sys.argv[2])
-    bbox, segm = inference_detector(m, sys.argv[3])
-    h, w = segm[0][0].shape if segm[0] else (None, None)
-    np.savez(sys.argv[4], **{f"b{c}": bbox[c] for c in range(80)},
-             **{f"m{c}": (np.stack(segm[c]) if len(segm[c]) else np.zeros((0, 1, 1), bool)) for c in range(80)})
+    for k, img in enumerate(sys.argv[3].split(",")):
+        bbox, segm = inference_detector(m, img)
+        np.savez(f"{sys.argv[4]}{k}.npz", **{f"b{c}": bbox[c] for c in range(80)},
+                 **{f"m{c}": (np.stack(segm[c]) if len(segm[c]) else np.zeros((0, 1, 1), bool)) for c in range(80)})
 ''')
 
 
@@ -51,18 +51,21 @@ def test_mmdet3_detector_equals_official_mmdet2_on_the_same_checkpoint(tmp_path)
 
     from harness.geneval.detector import detect, load_detector
 
-    img = (np.random.RandomState(0).rand(512, 512, 3) * 255).astype(np.uint8)
-    Image.fromarray(img).save(tmp_path / "img.png")
-    ckpt, out = tmp_path / "m2f_2x.pth", tmp_path / "out2x.npz"
-    subprocess.run([sys.executable, "-c", SCRIPT, MMDET2, str(ckpt), str(tmp_path / "img.png"), str(out)], check=True)
-    ref = np.load(out)
+    rs = np.random.RandomState(0)
+    images = [tmp_path / "square.png", tmp_path / "wide.png"]  # 512x512 and 333x517 (resized size not /32)
+    Image.fromarray((rs.rand(512, 512, 3) * 255).astype(np.uint8)).save(images[0])
+    Image.fromarray((rs.rand(333, 517, 3) * 255).astype(np.uint8)).save(images[1])
+    ckpt, out = tmp_path / "m2f_2x.pth", tmp_path / "out2x_"
+    subprocess.run([sys.executable, "-c", SCRIPT, MMDET2, str(ckpt), ",".join(map(str, images)), str(out)], check=True)
     det = load_detector(checkpoint=ckpt)
     assert det.checkpoint_format == "mmdet2"
-    raw, = detect(det, [tmp_path / "img.png"])
-    n = 0
-    for c in range(80):
-        assert np.array_equal(raw.boxes[c], ref[f"b{c}"]), c
-        if len(raw.boxes[c]):
-            assert np.array_equal(raw.masks[c], ref[f"m{c}"]), c
-            n += len(raw.boxes[c])
-    assert n == 100
+    for k, path in enumerate(images):
+        ref = np.load(f"{out}{k}.npz")
+        raw, = detect(det, [path])
+        n = 0
+        for c in range(80):
+            assert np.array_equal(raw.boxes[c], ref[f"b{c}"]), (path.name, c)
+            if len(raw.boxes[c]):
+                assert np.array_equal(raw.masks[c], ref[f"m{c}"]), (path.name, c)
+                n += len(raw.boxes[c])
+        assert n == 100
