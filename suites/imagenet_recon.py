@@ -255,6 +255,15 @@ class ImageNetReconSuite(Suite):
         stats: dict[str, FeatureStats] = {}
         want_kid = bool(self._mcfg().get("kid", False))
         kept: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
+        pending: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
+
+        def flush() -> None:  # rank-1 updates per item would cost O(N d^2) Python calls; update in chunks
+            for k, rows in pending.items():
+                if rows:
+                    chunk = np.stack(rows)
+                    stats.setdefault(k, FeatureStats(chunk.shape[1], protocol)).update(chunk)
+                    rows.clear()
+
         for rec in ctx.progress(valid, desc="imagenet_recon: reading features", unit="item"):
             blob = ctx.artifact_path(rec["features"]).read_bytes()
             if hashlib.sha256(blob).hexdigest() != rec["features_sha256"]:
@@ -264,10 +273,13 @@ class ImageNetReconSuite(Suite):
                 for k in kinds:
                     if k not in data.files:
                         raise ValueError(f"artifact {rec['features']} lacks features for {k!r}")
-                    f = data[k].astype(np.float64)[None]
-                    stats.setdefault(k, FeatureStats(f.shape[1], protocol)).update(f)
+                    f = data[k].astype(np.float64)
+                    pending[k].append(f)
                     if want_kid:
-                        kept[k].append(f)
+                        kept[k].append(f[None])
+            if len(pending["real"]) >= 1024:
+                flush()
+        flush()
 
         # reference statistics: a user-given stats file of the same protocol, or this run's real crops (cached)
         h = hashlib.sha256()
