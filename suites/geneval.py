@@ -175,8 +175,13 @@ class GenEvalDetectSuite(Suite):
 
     def plan(self) -> list[WorkItem]:
         from harness.geneval.gate import gate_item_ids
+        from harness.metrics.geneval_rules import check_complete, summarize
 
         scan = self.scan()
+        # refuse an incomplete folder before hours of detection, not after (same counts as the score)
+        rows = [{"tag": pf.metadata["tag"], "prompt_index": pf.index, "correct": False}
+                for pf in scan.prompts for _ in pf.samples]
+        check_complete(summarize(rows), allow_partial=bool(self.config.get("allow_partial", False)))
         items = [WorkItem(id=i, payload={"gate": True}) for i in gate_item_ids()] if self.config.get("sanity_gate", True) else []
         for pf in scan.prompts:
             for path in pf.samples:

@@ -117,3 +117,14 @@ def test_generate_with_the_tiny_dcar_adapter(tmp_path, monkeypatch):
     assert scan.num_images == 4 and scan.warnings() == []
     h = hashes(tmp_path / "run")
     assert len(set(h.values())) == 4  # different seeds per (prompt, sample) -> different images
+
+
+def test_detect_refuses_an_incomplete_folder_before_detecting(tmp_path):
+    from harness.metrics.geneval_rules import IncompleteRunError
+
+    gen(tmp_path / "gen", prompts=[0, 100], n=1)
+    images = tmp_path / "gen" / "artifacts" / "geneval"
+    with pytest.raises(IncompleteRunError, match=r"2 of 2212 images, 2 of 553 prompts .*two_object 1/396"):
+        run("geneval_detect", None, tmp_path / "det", overrides=[f"images_dir={json.dumps(str(images))}"],
+            show_progress=False)
+    assert not (tmp_path / "det" / "records").exists() or not any((tmp_path / "det" / "records").iterdir())
