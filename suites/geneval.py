@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from harness.api import Adapter, MetricSpec, Requirement, Suite, WorkItem
+from harness.metrics.geneval_rules import GENEVAL_METRIC
 from harness.runner.config import suite_yaml
 
 IMAGES_SUBDIR = "geneval"  # under the generate run's artifacts/
@@ -130,13 +131,10 @@ class GenEvalDetectSuite(Suite):
     name = "geneval_detect"
     adapter_kind = None
     libraries = ("mmdet", "mmcv", "mmcv-lite", "mmengine", "open-clip-torch", "pycocotools")
-    metrics: tuple[MetricSpec, ...] = ()
+    metrics: tuple[MetricSpec, ...] = (GENEVAL_METRIC,)
 
     def __init__(self, config: Mapping[str, Any]):
         super().__init__(config)
-        from harness.metrics.geneval_rules import GENEVAL_METRIC
-
-        self.metrics = (GENEVAL_METRIC,)
         self._models: tuple[Any, Any] | None = None
         self._scan = None
 
