@@ -245,6 +245,7 @@ class GenEvalDetectSuite(Suite):
             raw = detect(det, [arr])[0]
             rec = make_record(raw, meta, names, record_threshold=thr, max_objects=cap)
             rec["gate"] = {"kind": "object", "expected": meta["include"][0]["class"]}
+            rec["models"] = {"detector": det.info(), "color_classifier": clf.info()}
             return rec
         scan = self.scan()
         path = Path(scan.root) / item.payload["file"]
@@ -267,14 +268,21 @@ class GenEvalDetectSuite(Suite):
 
     # ---------------------------------------------------------------- score
 
-    def model_info(self) -> dict[str, Any]:
-        """What produced the detections and the images (from this run's config and the generate run's manifest)."""
+    def model_info(self, records: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+        """What produced the detections and the images.
+
+        Detector and CLIP: what the detecting process loaded (checkpoint path and sha256, versions),
+        recorded with the gate items; else the config. Generator: the generate run's manifest.
+        """
         cfg = self.config
         random = bool(cfg.get("random_weights"))
         info: dict[str, Any] = {
             "detector": {"real_weights": not random, "checkpoint": cfg.get("detector_checkpoint")},
             "color_classifier": {"real_weights": not random, "weights": cfg.get("clip_weights")},
         }
+        loaded = next((r["models"] for r in records if r.get("gate") and r.get("models")), None)
+        if loaded:
+            info.update(loaded)
         images = Path(str(cfg.get("images_dir", "")))
         manifest = images.parent.parent / "manifest.json"  # <gen run>/artifacts/geneval
         if images.parent.name == "artifacts" and manifest.is_file():
@@ -288,12 +296,13 @@ class GenEvalDetectSuite(Suite):
         from harness.geneval.scoring import rules_from_config, score_records
 
         cfg = self.config
+        records = list(records)
         summary = score_records(
             records,
             rules=rules_from_config(cfg),
             allow_partial=bool(cfg.get("allow_partial", False)),
             require_gate=bool(cfg.get("sanity_gate", True)) and not cfg.get("random_weights"),
-            models=self.model_info(),
+            models=self.model_info(records),
         )
         summary["images_dir"] = str(cfg.get("images_dir"))
         summary["folder_warnings"] = self.scan().warnings()

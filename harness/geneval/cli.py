@@ -182,11 +182,12 @@ def score(run_dir: str, *, allow_partial: bool = False, skip_gate: bool = False,
     for _, res in read_all(store.records_dir):
         for rec in res.records:
             by_id.setdefault(rec["item_id"], rec)
+    records = list(by_id.values())
     suite = GenEvalDetectSuite(config)
-    return score_records(by_id.values(), rules=rules_from_config(config),
+    return score_records(records, rules=rules_from_config(config),
                          allow_partial=allow_partial or bool(config.get("allow_partial")),
                          require_gate=not skip_gate and bool(config.get("sanity_gate", True))
-                         and not config.get("random_weights"), models=suite.model_info())
+                         and not config.get("random_weights"), models=suite.model_info(records))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,6 +67,9 @@ def test_summary_and_report_say_this_is_not_the_metric(flow):
     assert any(lab.startswith("INCOMPLETE: incomplete GenEval run: 1 of 2212 images") for lab in res["labels"])
     assert "NOT THE GENEVAL METRIC: random weights for color_classifier, detector, generator" in res["labels"]
     assert res["models"]["generator"]["name"] == "dummy-t2i"
+    det = res["models"]["detector"]  # what the detecting process actually loaded
+    assert det["mmdet"].startswith("3.3") and det["random_init_seed"] == 0 and det["real_weights"] is False
+    assert res["models"]["color_classifier"]["model"] == "dcar-flow-tiny-clip"
     assert res["rules"] == {"threshold": 0.3, "counting_threshold": 0.9, "max_objects": 16, "max_overlap": 1.0,
                             "position_threshold": 0.1}
     report = (out / "detect" / "report.md").read_text()
