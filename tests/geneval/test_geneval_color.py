@@ -122,6 +122,14 @@ def test_random_small_open_clip_model_runs_end_to_end(tmp_path):
     assert out[0] == out[1] == out[2]  # same crop, same answer (eval mode, no batch effects)
     again = load_color_classifier(None, model_name="dcar-test-tiny-clip", random_init_seed=0).classify(img, [(box, mask)], "cup")
     assert again[0][0] == out[0][0] and again[0][1] == pytest.approx(out[0][1], abs=1e-5)
+    # the local-file path: weights saved by open_clip's naming load back (directory lookup by file name too)
+    other = load_color_classifier(None, model_name="dcar-test-tiny-clip", random_init_seed=1)
+    torch.save(other.model.state_dict(), tmp_path / "open_clip_pytorch_model.bin")
+    loaded = load_color_classifier(tmp_path, model_name="dcar-test-tiny-clip")
+    assert loaded.real_weights and loaded.weights == str(tmp_path / "open_clip_pytorch_model.bin")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.model.state_dict().values(), other.model.state_dict().values()))
+    assert loaded.classify(img, [(box, mask)], "cup")[0][1] == pytest.approx(other.classify(img, [(box, mask)], "cup")[0][1],
+                                                                             abs=1e-5)
 
 
 def test_weights_required_unless_random_and_missing_file_is_clear(tmp_path):
