@@ -110,7 +110,9 @@ def color_classes(metadata: Mapping[str, Any]) -> set[str]:
 
 def candidate_indices(scores, threshold: float, max_objects: int) -> list[int]:
     """Indices of one class's detections the rules can look at, most confident first (official ordering)."""
-    order = list(reversed(sorted(range(len(scores)), key=lambda i: float(scores[i]))))
+    from harness.metrics.geneval_rules import descending_order
+
+    order = descending_order([float(v) for v in scores])
     return [i for i in order if float(scores[i]) > threshold][:max_objects]
 
 

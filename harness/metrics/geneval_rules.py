@@ -128,7 +128,7 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _descending_order(scores: Sequence[float]) -> list[int]:
+def descending_order(scores: Sequence[float]) -> list[int]:
     # The official code uses np.argsort(scores)[::-1]; for the <= 16 items per class the
     # threshold usually leaves, numpy's sort is stable, so ties come out later-index first.
     # A stable ascending sort reversed reproduces that.
@@ -137,7 +137,7 @@ def _descending_order(scores: Sequence[float]) -> list[int]:
 
 def filter_class(detections: Sequence[Detection], threshold: float, rules: RuleConfig = DEFAULT_RULES) -> list[Detection]:
     """One class's post-processing: sort, keep score > threshold, cap at ``max_objects``, optional NMS."""
-    order = _descending_order([d.score for d in detections])
+    order = descending_order([d.score for d in detections])
     order = [i for i in order if detections[i].score > threshold][: rules.max_objects]
     kept: list[Detection] = []
     while order:
