@@ -147,7 +147,7 @@ def generate(args: argparse.Namespace, out_dir: str | None = None):
     from harness.runner import run
 
     return run("geneval", args.model, out_dir or args.out, overrides=args.overrides, shard=args.shard, seed=args.seed,
-               show_progress=not args.quiet, argv=["geneval", *sys.argv[1:]])
+               show_progress=not args.quiet, argv=list(sys.argv[1:]))
 
 
 def detect(args: argparse.Namespace, images: str, out_dir: str, overrides: list[str] | None = None):
@@ -156,7 +156,7 @@ def detect(args: argparse.Namespace, images: str, out_dir: str, overrides: list[
     ov = [f"images_dir={json.dumps(str(Path(images).resolve()))}"] + (overrides if overrides is not None
                                                                        else _detect_overrides(args))
     return run("geneval_detect", None, out_dir, overrides=ov, shard=args.shard, show_progress=not args.quiet,
-               argv=["geneval", *sys.argv[1:]])
+               argv=list(sys.argv[1:]))
 
 
 def score(run_dir: str, *, allow_partial: bool = False, skip_gate: bool = False, rule_overrides: Sequence[str] = ()):
