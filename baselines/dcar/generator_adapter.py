@@ -88,7 +88,15 @@ class DCARAdapter(TextToImage):
     def __init__(self, weights: str | None = None, tokenizer_weights: str | None = None,
                  text_encoder: str | None = None, config: str = "full", random_init_seed: int | None = None,
                  device: str = "auto", dtype: str = "float32", show_progress: bool = False,
-                 cache_dir: str | None = None, resolution: int | None = None, **defaults: Any):
+                 cache_dir: str | None = None, resolution: int | None = None, batch_invariant: bool = False,
+                 **defaults: Any):
+        """``batch_invariant=True`` runs each item alone, so an image is bit-identical whatever batch it came in.
+
+        By default items are batched: token ids are still identical across batch sizes and shards (per-item RNG),
+        but float rounding in batched matmuls moves a few decoded pixels by one grey level. Resume after a crash
+        and different ``batch_size`` values therefore give the same ids but not always the same PNG bytes,
+        unless this option is on (it costs the batching speed-up).
+        """
         import torch
 
         if config not in CONFIGS:
@@ -105,6 +113,7 @@ class DCARAdapter(TextToImage):
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.show_progress = show_progress
+        self.batch_invariant = bool(batch_invariant)
         self.cache_dir = cache_dir
         self.truncated_prompts = 0
         self._weights_info: dict[str, str] = {}
@@ -241,6 +250,13 @@ class DCARAdapter(TextToImage):
 
             def progress(it):
                 return tqdm(it, desc=f"{self.name} steps", leave=False)
+        if self.batch_invariant and len(prompts) > 1:
+            if rng_mode != "per_item":
+                raise ValueError("batch_invariant=True needs rng_mode='per_item' (the official mode's global RNG "
+                                 "stream depends on the batch)")
+            import torch
+
+            return torch.cat([self.generate([p], [s], **options) for p, s in zip(prompts, seeds)])
         result = self.pipeline(prompts, seeds, options=sampling, rng_mode=rng_mode, progress=progress)
         self.truncated_prompts += len(result.info["truncated_prompts"])
         return result.images
@@ -279,6 +295,7 @@ class DCARAdapter(TextToImage):
                                              "appendix says 20 (pass num_diffusion_steps=20)"),
                 "cfg_convention": "official: cond + s * (cond - uncond) on logits and diffusion eps",
                 "residual_tokens": self.predict_residuals,
+                "batch_invariant": self.batch_invariant,
                 "prompts_truncated": self.truncated_prompts,
                 "text_max_length": self.pipeline.text_encoder.max_length,
                 "transformer_params": gen.num_transformer_parameters(),

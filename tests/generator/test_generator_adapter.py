@@ -63,6 +63,20 @@ def test_same_prompt_and_seed_give_the_same_image_at_batch_1_and_4_and_across_2_
     assert (different_seed[0] - batch4[0]).abs().max() > 0.05
 
 
+def test_batch_invariant_option_gives_bit_identical_images_and_pngs(tiny_cache_dir):
+    from harness.images import to_uint8
+
+    exact = resolve("adapter", "dc-ar")(config="tiny", random_init_seed=0, device="cpu", cache_dir=tiny_cache_dir,
+                                         batch_invariant=True)
+    batch4 = exact.generate(PROMPTS, SEEDS)
+    batch2 = torch.cat([exact.generate(PROMPTS[:2], SEEDS[:2]), exact.generate(PROMPTS[2:], SEEDS[2:])])
+    assert torch.equal(batch4, batch2)
+    assert torch.equal(to_uint8(batch4), to_uint8(batch2))
+    assert exact.info().extra["batch_invariant"] is True
+    with pytest.raises(ValueError, match="per_item"):
+        exact.generate(PROMPTS[:2], SEEDS[:2], rng_mode="official")
+
+
 def test_per_item_token_ids_are_exactly_batch_invariant(adapter):
     from baselines.dcar.generator.sampler import SamplingOptions
 
