@@ -328,7 +328,7 @@ class ImageNetReconSuite(Suite):
         if self.dataset_kind != "imagenet":
             warnings.append(f"dataset: {SMOKE_LABEL}")
         elif not full_split:
-            warnings.append(f"only the first {len(records)} ImageNet val images were planned (dataset.limit)")
+            warnings.append(f"only {len(records)} ImageNet val images (evenly spaced, dataset.limit) were planned")
         for key, what in (("inception_real", "Inception"), ("lpips_real", "LPIPS AlexNet"), ("adapter_real", "tokenizer")):
             if not weights[key]:
                 warnings.append(f"{what} weights are random/dummy: numbers are NOT the paper's metric")

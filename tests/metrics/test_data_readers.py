@@ -124,7 +124,9 @@ def test_imagefolder_tree_in_torchvision_order(tmp_path):
 
     tv = torchvision.datasets.ImageFolder(str(tmp_path / "val"))
     assert [p for p, _ in tv.samples] == [str(im.path) for im in ds.images]
-    assert len(ImageNetVal(tmp_path, resolution=32, limit=3)) == 3
+    sub = ImageNetVal(tmp_path, resolution=32, limit=2)  # evenly spaced: one image of each class
+    assert [im.label for im in sub.images] == ["n01440764", "n01443537"]
+    assert sub.ids() == [ds.ids()[0], ds.ids()[2]]
 
 
 def test_flat_layout_with_labels_file(tmp_path, monkeypatch):
