@@ -21,11 +21,14 @@ the official sampling code uses it; pass ``num_diffusion_steps=20`` to follow th
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from harness.api import AdapterInfo, MissingResourceError, Requirement, TextToImage
+
+from .tokenizer_adapter import DCHT_WEIGHTS
 
 GENERATOR_REQUIREMENT = Requirement(
     name="DC-AR generator weights",
@@ -37,16 +40,8 @@ GENERATOR_REQUIREMENT = Requirement(
     default_paths=("pretrained_models/dc-ar-512",),
     must_contain=("pytorch_model.bin", "model.safetensors"),
 )
-DCHT_REQUIREMENT = Requirement(
-    name="DC-HT tokenizer weights",
-    description=("the DC-HT hybrid tokenizer (config.json + model.safetensors or pytorch_model.bin); "
-                 "`git clone https://huggingface.co/mit-han-lab/dc-ht`"),
-    env_var="DCAR_DCHT_PATH",
-    config_key="tokenizer_weights",
-    hf_repo="mit-han-lab/dc-ht",
-    default_paths=("pretrained_models/dc-ht",),
-    must_contain=("model.safetensors", "pytorch_model.bin"),
-)
+# the same files and lookup as the dc-ht adapter, under this adapter's option name
+DCHT_REQUIREMENT = dataclasses.replace(DCHT_WEIGHTS, config_key="tokenizer_weights")
 T5_REQUIREMENT = Requirement(
     name="T5-base text encoder",
     description=("google-t5/t5-base (config.json, model.safetensors or pytorch_model.bin, spiece.model or "

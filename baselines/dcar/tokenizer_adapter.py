@@ -36,6 +36,7 @@ DCHT_WEIGHTS = Requirement(
     env_var="DCAR_DCHT_PATH",
     config_key="weights",
     hf_repo="mit-han-lab/dc-ht",
+    default_paths=("pretrained_models/dc-ht",),  # where the official inference config expects it
     must_contain=("model.safetensors", "pytorch_model.bin"),
 )
 

@@ -15,21 +15,12 @@ MANIFEST = Path(__file__).resolve().parents[2] / "baselines" / "dcar" / "generat
 FIXTURE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "parity"
 
 
-def _manifest() -> dict[str, tuple[int, ...]]:
-    out = {}
-    for line in MANIFEST.read_text().splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, shape, _kind = line.split("\t")
-        out[key] = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
-    return out
 
-
-def test_full_size_meta_build_has_exactly_the_official_keys_and_shapes():
+def test_full_size_meta_build_has_exactly_the_official_keys_and_shapes(state_dict_manifest):
     with torch.device("meta"):
         model = DCAR(DCARConfig.full())
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    manifest = _manifest()
+    manifest = state_dict_manifest(MANIFEST)
     assert len(manifest) == 573
     assert set(ours) == set(manifest), (sorted(set(ours) - set(manifest))[:5], sorted(set(manifest) - set(ours))[:5])
     assert ours == manifest

@@ -12,21 +12,12 @@ from baselines.dcar.tokenizer import DCHT
 MANIFEST = Path(tokenizer_pkg.__file__).parent / "state_dict_keys_tokenizer.txt"
 
 
-def _manifest() -> dict[str, tuple[int, ...]]:
-    out = {}
-    for line in MANIFEST.read_text().splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, shape, _kind = line.split("\t")
-        out[key] = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
-    return out
 
-
-def test_full_size_state_dict_equals_manifest_and_param_count():
+def test_full_size_state_dict_equals_manifest_and_param_count(state_dict_manifest):
     with torch.device("meta"):
         model = DCHT()
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    expected = _manifest()
+    expected = state_dict_manifest(MANIFEST)
     assert len(expected) == 339
     assert sorted(set(ours) - set(expected)) == []
     assert sorted(set(expected) - set(ours)) == []
