@@ -24,6 +24,7 @@ _TABLE: dict[str, dict[str, str]] = {
         "dc-ht-discrete": "baselines.dcar.tokenizer_adapter:DCHTDiscreteAdapter",
         "dc-ar": "baselines.dcar.generator_adapter:DCARAdapter",
         "dc-ar-discrete-only": "baselines.dcar.generator_adapter:DCARDiscreteOnlyAdapter",
+        "dc-ae": "baselines.diffusers_dcae:DCAEAdapter",
     },
     "suite": {
         "dummy": "suites.dummy:DummySuite",
