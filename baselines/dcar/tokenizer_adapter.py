@@ -32,7 +32,8 @@ DCHT_WEIGHTS = Requirement(
     description=("the released DC-HT tokenizer (config.json + model.safetensors or pytorch_model.bin; "
                  "NVIDIA non-commercial license). Get it with "
                  "`git lfs install && git clone https://huggingface.co/mit-han-lab/dc-ht`, then point "
-                 "DCAR_DCHT_PATH (or --set model.weights=...) at the clone; a raw state-dict file also works."),
+                 "DCAR_DCHT_PATH (or the adapter option named on the explicit line) at the clone; a raw "
+                 "state-dict file also works."),
     env_var="DCAR_DCHT_PATH",
     config_key="weights",
     hf_repo="mit-han-lab/dc-ht",
