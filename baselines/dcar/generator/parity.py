@@ -72,7 +72,9 @@ def check_generator(config_path: str | os.PathLike, state_dict_path: str | os.Pa
         if "diffhead_cfg_out" in io:
             scale = config.guidance_scale
             out = model.diffloss.net.forward_with_cfg(x, t, c, scale)
-            # eps_c (1 + s) - s eps_u amplifies each branch's float32 rounding by up to 1 + 2s
+            # eps_c (1 + s) - s eps_u amplifies each branch's float32 rounding by up to 1 + 2s. Measured on the
+            # shipped fixture: ours in float32 is 1.42e-5 from it, an exact float64 recomputation 1.59e-5, so the
+            # fixture's own float32 rounding already exceeds a flat 1e-5 here.
             results.append(_compare("diffhead_cfg_out", out, io["diffhead_cfg_out"],
                                     tolerance=TOLERANCE * (1 + 2 * abs(scale))))
     for key in sorted(io):
