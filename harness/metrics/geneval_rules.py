@@ -136,8 +136,13 @@ def descending_order(scores: Sequence[float]) -> list[int]:
 
 
 def filter_class(detections: Sequence[Detection], threshold: float, rules: RuleConfig = DEFAULT_RULES) -> list[Detection]:
-    """One class's post-processing: sort, keep score > threshold, cap at ``max_objects``, optional NMS."""
-    order = descending_order([d.score for d in detections])
+    """One class's post-processing: sort, keep score > threshold, cap at ``max_objects``, optional NMS.
+
+    ``detections`` of a record are already in the official order (:func:`descending_order`
+    applied once to the detector's array), so equal scores keep their given order here: a
+    second reversed sort would swap tied detections and change which one is top-1.
+    """
+    order = sorted(range(len(detections)), key=lambda i: -detections[i].score)
     order = [i for i in order if detections[i].score > threshold][: rules.max_objects]
     kept: list[Detection] = []
     while order:

@@ -68,6 +68,18 @@ def test_make_record_keeps_official_order_threshold_cap_and_masks_only_for_colou
         make_record(raw, meta, NAMES[:3], record_threshold=0.3, max_objects=16)
 
 
+def test_tied_scores_keep_the_official_top1_through_record_and_rules():
+    # two cups with the same score: the official np.argsort(scores)[::-1] puts index 1 (x 50..60) first,
+    # the record stores that order, and the rules must not re-sort it (a reversed stable sort swaps ties)
+    meta = {"tag": "position", "include": [{"class": "cup", "count": 1},
+                                            {"class": "car", "count": 1, "position": ["left of", 0]}]}
+    raw = raw_with({2: [((0, 0, 10, 10), 0.5), ((50, 0, 60, 10), 0.5)], 3: [((25, 0, 35, 10), 0.9)]})
+    official_top = int(np.argsort(raw.boxes[2][:, 4])[::-1][0])
+    rec = make_record(raw, meta, NAMES, record_threshold=0.3, max_objects=16)
+    assert rec["detections"]["cup"][0]["box"] == [float(v) for v in raw.boxes[2][official_top, :4]]
+    assert official_top == 1 and judge_record(rec).correct  # car (x 25..35) is left of the x 50..60 cup
+
+
 # ------------------------------------------------------------------ scoring
 
 
