@@ -110,10 +110,10 @@ def color_classes(metadata: Mapping[str, Any]) -> set[str]:
 
 def candidate_indices(scores, threshold: float, max_objects: int) -> list[int]:
     """Indices of one class's detections the rules can look at, most confident first (official ordering)."""
-    from harness.metrics.geneval_rules import descending_order
+    from harness.metrics.geneval_rules import above_threshold, descending_order
 
     order = descending_order([float(v) for v in scores])
-    return [i for i in order if float(scores[i]) > threshold][:max_objects]
+    return [i for i in order if above_threshold(float(scores[i]), threshold)][:max_objects]
 
 
 def make_record(

@@ -25,6 +25,7 @@ Importable without numpy or torch.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -128,6 +129,21 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def float32(value: float) -> float:
+    """``value`` rounded to float32, as a Python float.
+
+    The official scorer compares the detector's float32 score array with a Python float threshold; numpy does that
+    comparison in float32 (value-based casting in numpy 1.x, NEP 50 weak scalars in 2.x). So a score stored as the
+    float64 image of float32(0.3) = 0.30000001192... is *not* above 0.3 there, and must not be here either.
+    """
+    return struct.unpack("f", struct.pack("f", float(value)))[0]
+
+
+def above_threshold(score: float, threshold: float) -> bool:
+    """The official ``score > threshold`` comparison, carried out in float32."""
+    return float32(score) > float32(threshold)
+
+
 def descending_order(scores: Sequence[float]) -> list[int]:
     # The official code uses np.argsort(scores)[::-1]; for the <= 16 items per class the
     # threshold usually leaves, numpy's sort is stable, so ties come out later-index first.
@@ -143,7 +159,7 @@ def filter_class(detections: Sequence[Detection], threshold: float, rules: RuleC
     second reversed sort would swap tied detections and change which one is top-1.
     """
     order = sorted(range(len(detections)), key=lambda i: -detections[i].score)
-    order = [i for i in order if detections[i].score > threshold][: rules.max_objects]
+    order = [i for i in order if above_threshold(detections[i].score, threshold)][: rules.max_objects]
     kept: list[Detection] = []
     while order:
         best = order.pop(0)

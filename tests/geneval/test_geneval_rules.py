@@ -68,9 +68,15 @@ def test_bad_rule_config_is_rejected():
 
 
 def test_score_exactly_at_threshold_is_dropped():
-    # strictly greater: 0.3 itself is not a detection, the next float above is
+    # strictly greater, compared in float32 as numpy does in the official scorer (float32 scores vs a Python float)
+    import numpy as np
+
+    at = float(np.float32(0.3))  # 0.30000001192..., how a float32 detector score of "0.3" is recorded
+    above = float(np.nextafter(np.float32(0.3), np.float32(1)))
+    assert bool(np.array([at], dtype=np.float32) > 0.3) is False  # the official comparison
     assert filter_class([det(0.3)], 0.3) == []
-    assert len(filter_class([det(0.30000001)], 0.3)) == 1
+    assert filter_class([det(at)], 0.3) == []
+    assert len(filter_class([det(above)], 0.3)) == 1
     assert not judge_record(record(SINGLE, {"cow": [{"box": [0, 0, 5, 5], "score": 0.3}]})).correct
     assert judge_record(record(SINGLE, {"cow": [{"box": [0, 0, 5, 5], "score": 0.3001}]})).correct
 
