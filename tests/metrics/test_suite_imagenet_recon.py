@@ -212,3 +212,35 @@ def test_requirements_follow_the_config():
     smoke = {"dataset": {"kind": "skimage_samples"},
              "metrics": {"inception": {"random_init_seed": 0}, "lpips": {"random_backbone_seed": 0}}}
     assert ImageNetReconSuite.requirements(smoke) == []
+
+
+def test_paper_metric_label_needs_all_50000_val_images(tmp_path, tiny_extractor, monkeypatch):
+    """IMAGENET_RECON.md A "Data": a val folder with fewer images is not the paper's metric, even with real weights."""
+    import harness.data.imagenet as imagenet
+    import suites.imagenet_recon as recon_suite
+    from baselines.dummy import DummyTokenizer
+    from harness.cache import Cache
+
+    monkeypatch.setattr(TinyExtractor, "real_weights", True)
+    monkeypatch.setattr(recon_suite.ImageNetReconSuite, "_lpips_identity", lambda self: ("test", True))
+    manifest = {"adapter": "t", "adapter_info": {"real_weights": True}}
+    monkeypatch.setattr(recon_suite, "_read_manifest", lambda ctx: manifest)
+    root = tmp_path / "val"
+    _imagefolder(root, n=4)
+
+    def summary():
+        suite = _suite(**{"dataset.root": str(root), "dataset.resolution": 64})
+        ctx = RunContext(run_dir=tmp_path / "run", config=suite.config, cache=Cache(tmp_path / "cache"),
+                         show_progress=False)
+        items = suite.plan()
+        records = suite.run_batch(items, DummyTokenizer(), ctx)
+        for it, rec in zip(items, records):
+            rec["item_id"] = it.id
+        return suite.aggregate(records, ctx)
+
+    partial = summary()
+    assert partial["is_paper_metric"] is False
+    assert any("not all 50,000" in w for w in partial["warnings"])
+    monkeypatch.setattr(imagenet, "NUM_VAL_IMAGES", 4)  # pretend the folder is the whole split
+    whole = summary()
+    assert whole["is_paper_metric"] is True and whole["warnings"] == []
