@@ -59,9 +59,8 @@ class DCAEAdapter(ImageTokenizer):
             self.weights = {"dc-ae": f"random-init:{int(random_init_seed)}"}
             self.name = "dc-ae-tiny-random"
         else:
+            from harness.hashing import file_sha256
             from harness.resources import locate
-
-            from .dcar.tokenizer_adapter import file_sha256
 
             path = locate(DCAE_WEIGHTS, explicit=weights)
             model = AutoencoderDC.from_pretrained(str(path), local_files_only=True)

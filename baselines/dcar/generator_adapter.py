@@ -22,11 +22,11 @@ the official sampling code uses it; pass ``num_diffusion_steps=20`` to follow th
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from harness.api import AdapterInfo, MissingResourceError, Requirement, TextToImage
+from harness.hashing import file_sha256
 
 from .tokenizer_adapter import DCHT_WEIGHTS
 
@@ -64,14 +64,6 @@ GENERATE_DEFAULTS: dict[str, Any] = {
     "diffusion_temperature": 1.0,
 }
 CONFIGS = ("full", "tiny")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class DCARAdapter(TextToImage):
@@ -271,7 +263,7 @@ class DCARAdapter(TextToImage):
                             file = path / name
                             break
                 if str(file) not in self._hashes:  # hash each file once (the generator is 2.7 GB)
-                    self._hashes[str(file)] = _sha256(file) if file.is_file() else "unreadable"
+                    self._hashes[str(file)] = file_sha256(file) if file.is_file() else "unreadable"
                 weights[str(file)] = self._hashes[str(file)]
         real = not any(v.startswith("random-init:") for v in self._weights_info.values())
         num_params = (gen.num_transformer_parameters() + gen.num_head_parameters()

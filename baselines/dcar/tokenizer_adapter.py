@@ -12,15 +12,13 @@ unless ``random_init_seed`` asks explicitly for random weights, and then its
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 import torch
 
 from harness.api import AdapterInfo, ImageTokenizer, Requirement
+from harness.hashing import file_sha256
 from harness.images import check_batch
 from harness.resources import locate
 
@@ -43,21 +41,6 @@ DCHT_WEIGHTS = Requirement(
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 _CONFIG_PRESETS = {"full": DCHTConfig, "tiny": DCHTConfig.tiny}
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file, computed once per (path, size, mtime) in this process."""
-    st = os.stat(path)
-    return _sha256_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 class DCHTAdapter(ImageTokenizer):

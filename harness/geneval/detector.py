@@ -14,13 +14,13 @@ wheel.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from harness.api import Requirement
+from harness.hashing import file_sha256
 
 CONFIG_NAME = "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco.py"  # mmdet 3 name of the official model
 CKPT_2X = "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco_20220504_001756-743b7d99.pth"
@@ -78,14 +78,6 @@ def default_config_path() -> Path:
             f"wheel), or set {DETECTOR_CONFIG.env_var} to a copy of {CONFIG_NAME}"
         )
     return path
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -172,7 +164,7 @@ def load_detector(config: str | os.PathLike | None = None, checkpoint: str | os.
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"detector checkpoint {ckpt_path} does not exist")
         det.checkpoint = str(ckpt_path)
-        det.checkpoint_sha256 = sha256_file(ckpt_path)
+        det.checkpoint_sha256 = file_sha256(ckpt_path)
         det.checkpoint_format = load_weights(model, ckpt_path)
     else:
         det.extra["random_init_seed"] = int(random_init_seed)  # type: ignore[arg-type]

@@ -16,7 +16,6 @@ initialisation gives degenerate features); results from it are flagged ``real_we
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from harness.api import Requirement
+from harness.hashing import file_sha256
 from harness.images import check_batch, to_uint8
 
 WEIGHTS_FILENAMES = (
@@ -48,7 +48,6 @@ RESIZE_PATHS = {
     "bilinear_tf1x": "uint8 -> TF1.x bilinear resize to 299 (align_corners=False, no half-pixel offset) -> (x-128)/128 "
     "(torch-fidelity, TiTok evaluator)",
 }
-
 
 
 def torch_hub_checkpoints_dir() -> Path:
@@ -250,22 +249,6 @@ def resolve_weights_path(weights_path: str | os.PathLike | None = None) -> Path:
     from harness.resources import locate
 
     return locate(fid_inception_requirement(), weights_path)
-
-
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, memoised per (path, size, mtime) within the process."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
 
 
 # --------------------------------------------------------------------------- preprocessing
