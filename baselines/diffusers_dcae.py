@@ -59,7 +59,7 @@ class DCAEAdapter(ImageTokenizer):
             self.weights = {"dc-ae": f"random-init:{int(random_init_seed)}"}
             self.name = "dc-ae-tiny-random"
         else:
-            from harness.hashing import file_sha256
+            from harness.io import file_sha256
             from harness.resources import locate
 
             path = locate(DCAE_WEIGHTS, explicit=weights)

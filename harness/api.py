@@ -18,10 +18,35 @@ from __future__ import annotations
 import abc
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+
+# --------------------------------------------------------------------------- user errors
+
+
+class UserError(Exception):
+    """An error whose message is the whole story: what is wrong, which file/key/item, and the fix.
+
+    The CLI prints such an error as one line and exits 1 (``DCAR_BENCH_DEBUG=1`` shows the
+    traceback). Everything else is a bug and keeps its traceback. Subclasses also derive from the
+    matching builtin (``ValueError``, ``FileNotFoundError``...) so ``except ValueError`` still works.
+    """
+
+
+class IncompleteRunError(UserError, RuntimeError):
+    """A run directory lacks records (or images) that the requested step needs."""
+
+
+class MissingDependencyError(UserError, ImportError):
+    """An optional package (an extra) that a named adapter/suite/metric needs is not installed."""
+
+
+class DataError(UserError, ValueError):
+    """An input file or tensor is unusable (corrupt image, NaN/Inf, wrong shape); the message names it."""
+
 
 # --------------------------------------------------------------------------- adapters
 
@@ -48,7 +73,7 @@ class Requirement:
     optional: bool = False
 
 
-class MissingResourceError(FileNotFoundError):
+class MissingResourceError(UserError, FileNotFoundError):
     """A weight file or dataset the user must provide is absent.
 
     The message names the file, every place that was searched and how to get it.
@@ -96,6 +121,15 @@ class Adapter(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - an optional hook, deliberately a no-op by default
         """Release GPU memory etc."""
+        return None
+
+    def set_batch_size(self, batch_size: int) -> None:  # noqa: B027 - optional hook
+        """The run's batch size, told once before the first call.
+
+        An adapter whose floating-point results depend on the batch's GEMM shapes may pad every
+        shorter call (the last batch, a resumed tail) up to it, so that an item's output does not
+        depend on how many items happened to be left.
+        """
         return None
 
 
@@ -217,15 +251,115 @@ class Suite(abc.ABC):
         ...
 
     @abc.abstractmethod
-    def run_batch(self, items: Sequence[WorkItem], adapter: Adapter | None, ctx: Any) -> list[dict[str, Any]]:
+    def run_batch(self, items: Sequence[WorkItem], adapter: Adapter | None, ctx: "RunContext") -> list[dict[str, Any]]:
         ...
 
     @abc.abstractmethod
-    def aggregate(self, records: Iterable[Mapping[str, Any]], ctx: Any) -> dict[str, Any]:
+    def aggregate(self, records: Iterable[Mapping[str, Any]], ctx: "RunContext") -> dict[str, Any]:
         ...
+
+    def validate(self, items: Sequence[WorkItem]) -> None:  # noqa: B027 - optional hook
+        """Check, before any model loads, everything about the planned work that can be checked.
+
+        Called once per run invocation after :meth:`plan` (every explicit path exists, supplied
+        reference statistics match the protocol, enough samples to aggregate, inputs decodable...).
+        Raise a :class:`UserError` naming the file/key and the fix.
+        """
+        return None
 
     def render(self, summary: Mapping[str, Any]) -> str:
         """Markdown for this suite's section of the report."""
         import json
 
         return "```json\n" + json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n```\n"
+
+
+# --------------------------------------------------------------------------- run context
+
+
+@dataclass(frozen=True)
+class RunManifest:
+    """The typed view of a run's ``manifest.json`` that suites see through :class:`RunContext`.
+
+    Suites never read ``manifest.json`` by path: the runner hands them this, so the store's file
+    format can change in one place. ``raw`` is the whole stored mapping.
+    """
+
+    suite: str
+    adapter: str | None
+    config: Mapping[str, Any]
+    seed: int
+    protocol: Mapping[str, Any]
+    num_items: int
+    plan_sha256: str
+    adapter_info: Mapping[str, Any] | None = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RunManifest":
+        return cls(suite=d["suite"], adapter=d.get("adapter"), config=d.get("config") or {},
+                   seed=int(d.get("seed", 0)), protocol=d.get("protocol") or {}, num_items=int(d.get("num_items", 0)),
+                   plan_sha256=str(d.get("plan_sha256", "")), adapter_info=d.get("adapter_info"),
+                   provenance=d.get("provenance") or {}, raw=dict(d))
+
+    @property
+    def real_weights(self) -> bool:
+        return bool((self.adapter_info or {}).get("real_weights", False))
+
+
+@dataclass
+class RunContext:
+    """What a suite sees while it runs or aggregates: where to write, how to seed, the cache, the manifest.
+
+    The runner builds one per process and passes it to ``Suite.run_batch`` and ``Suite.aggregate``.
+    Suites never open the records file themselves and never seed global RNGs.
+
+    Attributes:
+        run_dir: the run directory (manifest.json, plan.jsonl, records/, artifacts/, summary.json).
+        config: the merged suite config (as recorded in the manifest).
+        seed: the run seed; item seeds derive from it via :meth:`item_seed`.
+        rank, world_size: this process's shard.
+        cache: the content-addressed cache (:class:`harness.cache.Cache`) or None.
+        show_progress: whether suites should show tqdm bars for inner loops.
+        manifest: the stored manifest (None only for a bare context built by a test).
+        batch_size: the run's batch size.
+    """
+
+    run_dir: Path
+    config: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    cache: Any = None
+    show_progress: bool = True
+    manifest: RunManifest | None = None
+    batch_size: int = 1
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return Path(self.run_dir) / "artifacts"
+
+    def item_seed(self, item_id: str) -> int:
+        from harness.seeding import item_seed
+
+        return item_seed(self.seed, item_id)
+
+    def write_artifact(self, relpath: str, data: bytes) -> str:
+        """Atomically write ``artifacts/<relpath>``; returns the sha256 to put in the record."""
+        from harness.io import atomic_write_bytes
+
+        target = (self.artifacts_dir / relpath).resolve()
+        if self.artifacts_dir.resolve() not in target.parents:
+            raise ValueError(f"artifact path {relpath!r} escapes the run directory")
+        return atomic_write_bytes(target, data)
+
+    def artifact_path(self, relpath: str) -> Path:
+        return self.artifacts_dir / relpath
+
+    def progress(self, iterable: Iterable, **kwargs: Any) -> Iterable:
+        if not self.show_progress:
+            return iterable
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, **kwargs)

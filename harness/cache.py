@@ -15,11 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from harness.runner.context import atomic_write_bytes
+from harness.io import atomic_write_bytes, canonical_json
 
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:

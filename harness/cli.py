@@ -187,7 +187,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from harness.api import MissingResourceError
     from harness.runner.config import ConfigError
     from harness.runner.core import RunError
-    from harness.runner.records import RecordsCorruptError, ShardBusyError
+    from harness.records import RecordsCorruptError, ShardBusyError
     from harness.runner.shard import ShardError
     from harness.store import RunDirError
 

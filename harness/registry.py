@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from typing import Any
+from harness.api import MissingDependencyError, UserError
 
 KINDS = ("adapter", "suite", "metric", "tool")
 
@@ -50,7 +51,7 @@ _ENTRY_POINT_GROUPS = {"adapter": "dcar_bench.adapters", "suite": "dcar_bench.su
 _entry_points_loaded = False
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(UserError, KeyError):
     """Raised for a name that is not registered; the message suggests close matches."""
 
     def __str__(self) -> str:  # KeyError quotes its arg; we want plain text
@@ -104,11 +105,11 @@ def resolve(kind: str, name: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ImportError(
+        raise MissingDependencyError(
             f"{kind} {name!r} needs {module_name!r}, which failed to import: {exc}. "
             f"Install the extra that provides it (see `dcar-bench doctor`)."
         ) from exc
     try:
         return getattr(module, attr)
     except AttributeError as exc:
-        raise ImportError(f"{kind} {name!r}: module {module_name!r} has no attribute {attr!r}") from exc
+        raise MissingDependencyError(f"{kind} {name!r}: module {module_name!r} has no attribute {attr!r}") from exc

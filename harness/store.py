@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harness.runner.config import diff_keys
-from harness.runner.context import atomic_write_bytes
+from harness.io import atomic_write_bytes, dump_json, json_roundtrip
+from harness.api import UserError
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
@@ -31,7 +32,7 @@ REPORT = "report.md"
 INVOCATIONS = "invocations.jsonl"
 
 
-class RunDirError(RuntimeError):
+class RunDirError(UserError, RuntimeError):
     """The run directory cannot be used (unwritable, or holds a different experiment)."""
 
 
@@ -39,13 +40,6 @@ class ConfigMismatchError(RunDirError):
     """An existing run directory was made with a different suite/adapter/seed/config."""
 
 
-def dump_json(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
-
-
-def json_roundtrip(obj: Any) -> Any:
-    """What ``obj`` looks like after being stored (tuples -> lists etc.), for comparisons."""
-    return json.loads(json.dumps(obj, default=str))
 
 
 class RunStore:

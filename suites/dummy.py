@@ -12,6 +12,7 @@ import io
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
+from harness.io import png_bytes
 from harness.api import Adapter, MetricSpec, Suite, WorkItem
 from harness.runner.config import suite_yaml
 
@@ -57,7 +58,7 @@ class DummySuite(Suite):
             }
             if self.config.get("save_images"):
                 rec["image"] = f"images/{it.id}.png"
-                rec["image_sha256"] = ctx.write_artifact(rec["image"], _png_bytes(arr))
+                rec["image_sha256"] = ctx.write_artifact(rec["image"], png_bytes(arr.transpose(1, 2, 0)))
             records.append(rec)
         return records
 
@@ -90,10 +91,3 @@ class DummySuite(Suite):
         ]
         return "Synthetic prompts through the adapter; checks the harness, not a model.\n\n" + "\n".join(rows) + "\n"
 
-
-def _png_bytes(chw_uint8) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(chw_uint8.transpose(1, 2, 0)).save(buf, format="PNG")
-    return buf.getvalue()

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from harness.io import png_bytes
 from harness.api import Adapter, MetricSpec, Requirement, Suite, WorkItem
 from harness.metrics.geneval_rules import GENEVAL_METRIC
 from harness.runner.config import suite_yaml
@@ -42,13 +43,6 @@ def _select_prompts(spec: Any, n: int) -> list[int]:
         raise ValueError(f"geneval: prompt indices {bad} are outside 0..{n - 1}")
     return idx
 
-
-def _png_bytes(hwc_uint8) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(hwc_uint8).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _env_config() -> str | None:
@@ -101,7 +95,7 @@ class GenEvalSuite(Suite):
             meta = prompts[p]
             ctx.write_artifact(f"{IMAGES_SUBDIR}/{p:05d}/{METADATA_NAME}", metadata_bytes(meta))
             rel = sample_relpath(p, s)
-            digest = ctx.write_artifact(f"{IMAGES_SUBDIR}/{rel}", _png_bytes(img))
+            digest = ctx.write_artifact(f"{IMAGES_SUBDIR}/{rel}", png_bytes(img))
             records.append({"prompt_index": p, "sample_index": s, "tag": meta["tag"], "file": rel,
                             "image_sha256": digest, "height": int(img.shape[0]), "width": int(img.shape[1])})
         return records

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from harness.api import Adapter, MetricSpec, Requirement, Suite, WorkItem
+from harness.io import npz_bytes
 from harness.runner.config import suite_yaml
 
 #: scikit-image pictures bundled with the package (no download); several are not RGB on purpose
@@ -44,11 +45,6 @@ def _skimage_picture(name: str):
         arr = arr.astype(np.uint8) * 255
     return to_rgb(Image.fromarray(arr))
 
-
-def _npz_bytes(**arrays: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -227,7 +223,7 @@ class ImageNetReconSuite(Suite):
             for j, i in enumerate(keep):
                 it = items[i]
                 rel = f"inception/{it.id}.npz"
-                sha = ctx.write_artifact(rel, _npz_bytes(**{k: v[j].astype(np.float32) for k, v in feats.items()}))
+                sha = ctx.write_artifact(rel, npz_bytes(**{k: v[j].astype(np.float32) for k, v in feats.items()}))
                 records[i] = {
                     "input_sha256": hashlib.sha256(crops[j].tobytes()).hexdigest(),
                     "psnr": {p: float(m["psnr"][j]) for p, m in per.items()},

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from harness.api import AdapterInfo, MissingResourceError, Requirement, TextToImage
-from harness.hashing import file_sha256
+from harness.io import file_sha256
 
 from .tokenizer_adapter import DCHT_WEIGHTS
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Mapping
 import torch
 
 from harness.api import AdapterInfo, ImageTokenizer, Requirement
-from harness.hashing import file_sha256
+from harness.io import file_sha256
 from harness.images import check_batch
 from harness.resources import locate
 

@@ -26,6 +26,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
+from harness.api import UserError
 
 PROMPT_FILE = "evaluation_metadata.jsonl"
 CLASS_FILE = "object_names.txt"
@@ -84,7 +85,7 @@ def metadata_bytes(metadata: Mapping[str, Any]) -> bytes:
 # ---------------------------------------------------------------- reading folders
 
 
-class GenEvalFolderError(ValueError):
+class GenEvalFolderError(UserError, ValueError):
     """A folder cannot be scored the way the official scorer would score it."""
 
 

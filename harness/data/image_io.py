@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from harness.api import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
-class CorruptImageError(OSError):
+class CorruptImageError(UserError, OSError):
     """An image file could not be decoded; ``path`` names it."""
 
     def __init__(self, path: str | os.PathLike, reason: str):

@@ -163,7 +163,7 @@ def score(run_dir: str, *, allow_partial: bool = False, skip_gate: bool = False,
     """Re-score a geneval_detect run from its records (any rule constant may be changed)."""
     from harness.geneval.scoring import rules_from_config, score_records
     from harness.runner.config import parse_set
-    from harness.runner.records import read_all
+    from harness.records import read_all
     from harness.store import RunStore
     from suites.geneval import GenEvalDetectSuite
 

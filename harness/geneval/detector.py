@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.api import Requirement
-from harness.hashing import file_sha256
+from harness.io import file_sha256
 
 CONFIG_NAME = "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco.py"  # mmdet 3 name of the official model
 CKPT_2X = "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco_20220504_001756-743b7d99.pth"

@@ -17,13 +17,14 @@ from harness.metrics.geneval_rules import (
     judge_record,
     summarize,
 )
+from harness.api import UserError
 
 REFERENCE_TABLE = "Table3_GenEval"
 TABLE_COLUMNS = (("single_object", "Single Obj."), ("two_object", "Two Obj."), ("counting", "Counting"),
                  ("colors", "Colors"), ("position", "Position"), ("color_attr", "Color Attri."))
 
 
-class SanityGateError(RuntimeError):
+class SanityGateError(UserError, RuntimeError):
     """The detector or colour classifier got the known images wrong: its scores would be meaningless."""
 
 

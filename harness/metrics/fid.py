@@ -23,12 +23,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from harness.api import MetricSpec
+from harness.api import UserError
 
 SQRTM_EPS = 1e-6  # pytorch-fid / clean-fid / DC-AE: offset added to both covariances if sqrtm is not finite
 IMAG_TOL = 1e-3  # allowed imaginary part on the diagonal of sqrtm's result
 
 
-class ProtocolMismatchError(ValueError):
+class ProtocolMismatchError(UserError, ValueError):
     """Two sets of statistics were made with different preprocessing/extractor settings."""
 
 
@@ -142,7 +143,7 @@ class FeatureStats:
 
     def save(self, path: str | os.PathLike) -> str:
         """Write an ``.npz`` (mu, sigma, n, scatter, protocol_json) atomically; returns its sha256."""
-        from harness.runner.context import atomic_write_bytes
+        from harness.io import atomic_write_bytes
 
         buf = io.BytesIO()
         np.savez(buf, **self.to_arrays())

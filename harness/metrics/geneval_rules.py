@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from harness.api import MetricSpec
+from harness.api import IncompleteRunError, UserError  # noqa: F401 - IncompleteRunError re-exported
 
 # ---------------------------------------------------------------- protocol constants
 
@@ -220,7 +221,7 @@ def relative_position(a: Sequence[float], b: Sequence[float], c: float = DEFAULT
 # ---------------------------------------------------------------- judging one image
 
 
-class MissingColorError(ValueError):
+class MissingColorError(UserError, ValueError):
     """A prompt asks for a colour but the record has no colour for a detection the rule needs."""
 
 
@@ -362,10 +363,6 @@ def summarize(results: Iterable[Mapping[str, Any]], expected: Expected | None = 
         "percent_correct_images": (sum(sum(v) for v in per_tag.values()) / n_images) if n_images else None,
         "percent_correct_prompts": (sum(prompts_ok.values()) / len(prompts_ok)) if prompts_ok else None,
     }
-
-
-class IncompleteRunError(RuntimeError):
-    """Fewer images than a full GenEval run; refused as a final score unless partial results are allowed."""
 
 
 def completeness_message(summary: Mapping[str, Any]) -> str:

@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from harness.api import Requirement
-from harness.hashing import file_sha256
+from harness.io import file_sha256
 from harness.images import check_batch, to_uint8
 
 WEIGHTS_FILENAMES = (

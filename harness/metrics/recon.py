@@ -213,7 +213,7 @@ class LPIPS:
         finally:
             devnull.close()
         if path is not None:
-            from harness.hashing import file_sha256
+            from harness.io import file_sha256
 
             _load_alexnet_trunk(model, path)
             self.weights_id = "sha256:" + file_sha256(path)

@@ -10,10 +10,17 @@ Values of ``--set`` are parsed as YAML, so ``--set n=8`` is an int and
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import os
+import types
+import typing
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypeVar
+
+from harness.api import UserError
+
+T = TypeVar("T")
 
 # keys every suite accepts even if its YAML does not list them
 RUNNER_KEYS = ("seed", "batch_size", "model")
@@ -21,7 +28,7 @@ RUNNER_KEYS = ("seed", "batch_size", "model")
 EXECUTION_KEYS = ("batch_size",)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override is malformed or names an unknown key."""
 
 
@@ -162,3 +169,106 @@ def diff_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         if a.get(k, "<absent>") != b.get(k, "<absent>"):
             out.append(f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}")
     return out
+
+
+# --------------------------------------------------------------------------- typed configs
+
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list",
+               dict: "a mapping"}
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _describe(a) for a in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return _TYPE_WORDS.get(origin or tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
+    """``value`` checked (and, for int -> float, converted) against the annotation ``tp``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, key, source)
+            except ConfigError:
+                continue
+    elif origin is typing.Literal:
+        if value in args:
+            return value
+    elif dataclasses.is_dataclass(tp):
+        if value is None:
+            value = {}
+        if isinstance(value, Mapping):
+            return fill_dataclass(tp, value, source=source, prefix=key + ".")
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (list, tuple) or tp in (list, tuple):
+        if isinstance(value, (list, tuple)):
+            inner = args[0] if args else Any
+            return [_coerce(inner, v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    elif origin is dict or tp is dict or origin is Mapping:
+        if isinstance(value, Mapping):
+            return dict(value)
+    else:
+        return value
+    example = {int: "8", float: "0.5", str: "text", bool: "true"}.get(tp, "...")
+    raise ConfigError(f"config key {key!r} ({source}): expected {_describe(tp)}, got {value!r}. "
+                      f"Fix: --set {key}={example}")
+
+
+def fill_dataclass(cls: type[T], data: Mapping[str, Any] | None, *, source: str = "config",
+                   prefix: str = "", ignore: Iterable[str] = ()) -> T:
+    """A config dataclass filled from a mapping, every value type-checked, unknown keys refused.
+
+    Why: a suite that read ``int(cfg.get("n", 8))`` repeated its YAML default in code and turned
+    a wrong ``--set n=abc`` into a traceback that named no key. Here the YAML is the only source of
+    defaults (fields without one are required), and a wrong type is one line naming the dotted key.
+    Nested dataclass fields take nested mappings. Keys in ``ignore`` are skipped (e.g. ``model``).
+    """
+    data = dict(data or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    skip = set(ignore)
+    unknown = sorted(k for k in data if k not in fields and k not in skip)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(fields), n=3, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(repr(prefix + c) for c in close)}?" if close else ""
+        raise ConfigError(f"unknown config key {prefix + unknown[0]!r} ({source}).{hint} "
+                          f"Known keys here: {', '.join(prefix + k for k in fields)}.")
+    kwargs = {}
+    for name, f in fields.items():
+        key = prefix + name
+        if name in data:
+            kwargs[name] = _coerce(hints[name], data[name], key, source)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            if dataclasses.is_dataclass(hints[name]):
+                kwargs[name] = fill_dataclass(hints[name], {}, source=source, prefix=key + ".")
+            else:
+                raise ConfigError(f"config key {key!r} is missing ({source}); the suite's YAML should define it")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"config {prefix or '(top level)'} ({source}): {exc}") from None

@@ -23,8 +23,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from harness import registry
 from harness.api import Adapter, Suite, WorkItem
 from harness.runner.config import merge_config
-from harness.runner.context import RunContext
-from harness.runner.records import RecordWriter, read_all, shard_filename
+from harness.api import RunContext
+from harness.records import RecordWriter, read_all, shard_filename
 from harness.runner.shard import Shard, resolve_shard
 from harness.store import RunStore, json_roundtrip
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Mapping, Sequence, TypeVar
+from harness.api import UserError
 
 T = TypeVar("T")
 
 
-class ShardError(ValueError):
-    pass
+class ShardError(UserError, ValueError):
+    """A --shard value or RANK/WORLD_SIZE pair is invalid."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from harness.runner.records import (
+from harness.records import (
     RecordsCorruptError,
     RecordWriter,
     ShardBusyError,

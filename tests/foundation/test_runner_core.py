@@ -10,7 +10,7 @@ from foundation_helpers import read_records
 
 from harness.runner.config import ConfigError
 from harness.runner.core import IncompleteRunError, RunError, aggregate, run
-from harness.runner.records import RecordsCorruptError
+from harness.records import RecordsCorruptError
 from harness.seeding import item_seed
 from harness.store import ConfigMismatchError, RunDirError
 

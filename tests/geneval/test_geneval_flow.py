@@ -43,7 +43,7 @@ def flow(tmp_path_factory, tiny_clip):
 
 
 def test_detect_records_hold_the_gate_and_the_image(flow):
-    from harness.runner.records import read_all
+    from harness.records import read_all
 
     out, colors = flow
     recs = {r["item_id"]: r for _, res in read_all(out / "detect" / "records") for r in res.records}

@@ -15,7 +15,7 @@ from PIL import Image
 
 from harness.metrics.fid import FeatureStats, ProtocolMismatchError, fid_from_features
 from harness.runner import run
-from harness.runner.context import RunContext
+from harness.api import RunContext
 
 FAST = {"metrics.lpips.random_backbone_seed": 0, "metrics.inception.random_init_seed": 0}
 

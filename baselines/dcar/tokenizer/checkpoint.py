@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
+from harness.api import UserError
 
 WEIGHT_FILE_NAMES = ("model.safetensors", "pytorch_model.bin")
 _WRAPPER_KEYS = ("state_dict", "model", "module")
 
 
-class StateDictMismatchError(ValueError):
+class StateDictMismatchError(UserError, ValueError):
     """The checkpoint's keys or shapes differ from the model's; the message lists them by name."""
 
     def __init__(self, missing: list[str], unexpected: list[str], mismatched: list[tuple[str, tuple, tuple]],

@@ -15,15 +15,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
+from harness.api import UserError
 
 SHARD_FILE_RE = re.compile(r"^shard-(\d+)-of-(\d+)\.jsonl$")
 
 
-class RecordsCorruptError(RuntimeError):
+class RecordsCorruptError(UserError, RuntimeError):
     """A complete line of a records file is not a JSON object with an ``item_id``."""
 
 
-class ShardBusyError(RuntimeError):
+class ShardBusyError(UserError, RuntimeError):
     """Another live process is appending to the same shard file."""
 
 
