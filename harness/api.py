@@ -258,6 +258,10 @@ class Suite(abc.ABC):
     def aggregate(self, records: Iterable[Mapping[str, Any]], ctx: "RunContext") -> dict[str, Any]:
         ...
 
+    def subject(self) -> str | None:
+        """What the run evaluates when it has no adapter (e.g. a folder of images), for the manifest and report."""
+        return None
+
     def validate(self, items: Sequence[WorkItem]) -> None:  # noqa: B027 - optional hook
         """Check, before any model loads, everything about the planned work that can be checked.
 

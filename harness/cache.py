@@ -2,26 +2,24 @@
 
 Keys are the sha256 of a canonical JSON description of *what determines the value*
 (input hashes, preprocessing, extractor name, weights hash), never a user label
-(DESIGN.md principle 5; clean-fid names its stats the same way). Each entry is an
+(clean-fid names its stats the same way). Each entry is an
 ``.npz`` of arrays plus a ``.json`` sidecar holding the full key description, so a
 cache directory explains itself.
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from harness.io import atomic_write_bytes, canonical_json
-
+from harness.io import atomic_write_bytes, canonical_json, dump_json, json_digest, npz_bytes
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:
     """sha256 hex of the canonical JSON of ``parts``."""
-    return hashlib.sha256(canonical_json(dict(parts)).encode("utf-8")).hexdigest()
+    return json_digest(dict(parts))
 
 
 def default_cache_dir() -> Path:
@@ -59,14 +57,9 @@ class Cache:
 
         key = cache_key(parts)
         npz, meta = self._paths(key)
-        buf = io.BytesIO()
-        np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-        digest = atomic_write_bytes(npz, buf.getvalue())
-        atomic_write_bytes(
-            meta,
-            json.dumps({"key": key, "key_parts": json.loads(canonical_json(dict(parts))), "npz_sha256": digest},
-                       indent=2, sort_keys=True).encode("utf-8"),
-        )
+        digest = atomic_write_bytes(npz, npz_bytes(**{k: np.asarray(v) for k, v in arrays.items()}))
+        atomic_write_bytes(meta, dump_json({"key": key, "key_parts": json.loads(canonical_json(dict(parts))),
+                                            "npz_sha256": digest}))
         return key
 
     def get_or_compute(self, parts: Mapping[str, Any], compute: Callable[[], Mapping[str, Any]]) -> dict:
@@ -76,3 +69,30 @@ class Cache:
         arrays = dict(compute())
         self.put(parts, arrays)
         return self.get(parts)  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every entry: key, bytes on disk (npz + sidecar) and a one-line description of what it holds."""
+        out = []
+        if not self.root.is_dir():
+            return out
+        for meta in sorted(self.root.glob("*/*.json")):
+            npz = meta.with_suffix(".npz")
+            size = meta.stat().st_size + (npz.stat().st_size if npz.exists() else 0)
+            try:
+                parts = json.loads(meta.read_text(encoding="utf-8")).get("key_parts") or {}
+            except (OSError, json.JSONDecodeError):
+                parts = {}
+            what = ", ".join(f"{k}={str(v)[:40]}" for k, v in sorted(parts.items()) if not isinstance(v, (dict, list)))
+            out.append({"key": meta.stem, "bytes": size, "what": what or "(no description)"})
+        return out
+
+    def clear(self) -> tuple[int, int]:
+        """Delete every entry; returns (entries removed, bytes freed)."""
+        entries = self.entries()
+        if self.root.is_dir():
+            for sub in self.root.iterdir():
+                if sub.is_dir() and len(sub.name) == 2:
+                    shutil.rmtree(sub, ignore_errors=True)
+        return len(entries), sum(e["bytes"] for e in entries)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness import registry
+from harness.api import UserError
 
 DEFAULT_SMOKE_LIST = "smoke.yaml"  # inside the `suites` package
 
@@ -44,10 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="run seed (item seeds derive from it); default: config 'seed' (0)")
     r.add_argument("--batch-size", type=int, help="items per adapter call (does not change results)")
     r.add_argument("--no-aggregate", action="store_true", help="only produce records; aggregate later")
-    r.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    r.add_argument("--reaggregate", action="store_true",
+                   help="recompute summary.json and report.md even if the run is already complete and aggregated")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bars (also transformers'/HF hub's)")
 
-    a = sub.add_parser("aggregate", help="aggregate a run directory's records into summary.json + report.md")
+    a = sub.add_parser("aggregate", help="aggregate a run directory's records into summary.json + report.md "
+                                         "(reads files only: no dataset, no weights)")
     a.add_argument("run_dir")
+    a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="an aggregation-only key the suite accepts (e.g. --set reference.stats_path=FILE); "
+                        "changes no record")
+    a.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+    c = sub.add_parser("cache", help="what the content-addressed cache holds ($DCAR_BENCH_CACHE, default "
+                                     "~/.cache/dcar-bench), and freeing it")
+    c.add_argument("action", choices=("ls", "clear"), help="ls: entries and sizes; clear: delete them all")
 
     ls = sub.add_parser("ls", help="list registered adapters, suites, metrics and tools (imports nothing)")
     ls.add_argument("kind", nargs="?", choices=registry.KINDS, help="only this kind")
@@ -73,11 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.runner.core import run
+    from harness.jobs import run
 
     res = run(args.suite, args.model, args.out, overrides=args.overrides, config_file=args.config,
               shard=args.shard, seed=args.seed, batch_size=args.batch_size, show_progress=not args.quiet,
-              aggregate_when_done=not args.no_aggregate, argv=args.command_line)
+              aggregate_when_done=not args.no_aggregate, reaggregate=args.reaggregate, argv=args.command_line)
     print(f"{res.run_dir}: shard {res.shard}: {res.completed} item(s) run, {res.skipped} already done "
           f"({res.in_shard} in shard, {res.planned} planned)")
     if res.report is not None:
@@ -86,11 +98,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
-    from harness.runner.core import aggregate
+    from harness.jobs import aggregate
     from harness.store import REPORT, SUMMARY
 
-    aggregate(args.run_dir)
+    aggregate(args.run_dir, show_progress=not args.quiet, overrides=args.overrides)
     print(f"{Path(args.run_dir) / SUMMARY}\n{Path(args.run_dir) / REPORT}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from harness.cache import Cache
+
+    cache = Cache()
+    if args.action == "clear":
+        n, size = cache.clear()
+        print(f"{cache.root}: removed {n} entr{'y' if n == 1 else 'ies'} ({size / 2**20:.1f} MiB)")
+        return 0
+    entries = cache.entries()
+    total = sum(e["bytes"] for e in entries)
+    print(f"{cache.root}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, {total / 2**20:.1f} MiB "
+          f"(set DCAR_BENCH_CACHE to move it; `dcar-bench cache clear` frees it)")
+    for e in entries:
+        print(f"  {e['key'][:16]}  {e['bytes'] / 2**20:8.1f} MiB  {e['what']}")
     return 0
 
 
@@ -152,9 +181,9 @@ def load_smoke_list(path: str | os.PathLike | None = None) -> list[dict[str, Any
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
+    from harness.jobs import run
     from harness.report.markdown import write_report
-    from harness.runner.config import flatten
-    from harness.runner.core import run
+    from harness.store import flatten
 
     entries = load_smoke_list(args.smoke_list)
     out = Path(args.out)
@@ -167,7 +196,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
             run(e["suite"], e.get("model"), run_dir, overrides=flatten(e.get("set") or {}),
                 show_progress=not args.quiet, argv=args.command_line)
             run_dirs.append(run_dir)
-        except Exception as exc:  # one broken suite must not hide the others' results
+        except Exception as exc:  # noqa: BLE001 - one broken suite must not hide the others' results
             failures.append((label, f"{type(exc).__name__}: {exc}"))
             print(f"  FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             if (run_dir / "manifest.json").exists():
@@ -178,25 +207,25 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-class _CliError(Exception):
+class _CliError(UserError):
     """A user-facing error raised by the CLI itself."""
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors whose message is the whole story (no traceback), imported only when needed."""
-    from harness.api import MissingResourceError
-    from harness.runner.config import ConfigError
-    from harness.runner.core import RunError
-    from harness.records import RecordsCorruptError, ShardBusyError
-    from harness.runner.shard import ShardError
-    from harness.store import RunDirError
+def quiet_libraries() -> None:
+    """``--quiet``: silence tqdm bars everywhere, and transformers' / huggingface_hub's bars and info logs."""
+    os.environ["TQDM_DISABLE"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"] = "1"
+    if "transformers" in sys.modules:  # already imported: its env vars were read at import
+        import transformers
 
-    return (_CliError, registry.UnknownNameError, MissingResourceError, ConfigError, RunError, RecordsCorruptError,
-            ShardBusyError, ShardError, RunDirError, ImportError)
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
 
 
 HANDLERS = {"run": cmd_run, "aggregate": cmd_aggregate, "ls": cmd_ls, "doctor": cmd_doctor,
-            "report": cmd_report, "smoke": cmd_smoke}
+            "report": cmd_report, "smoke": cmd_smoke, "cache": cmd_cache}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,12 +240,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
+        if getattr(args, "quiet", False):
+            quiet_libraries()
         return HANDLERS[args.command](args)
     except KeyboardInterrupt:
         print("dcar-bench: interrupted (completed items are kept; rerun the same command to resume)", file=sys.stderr)
         return 130
-    except Exception as exc:
-        if os.environ.get("DCAR_BENCH_DEBUG") or not isinstance(exc, _user_errors()):
+    except UserError as exc:
+        if os.environ.get("DCAR_BENCH_DEBUG"):
             raise
         print(f"dcar-bench: error: {exc}", file=sys.stderr)
         return 1

@@ -18,6 +18,14 @@ from pathlib import Path
 from typing import Any
 
 
+def _owner_tag() -> str:
+    """``<host>-<pid>`` of the writing process (computed per call: correct after a fork)."""
+    import socket
+
+    host = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -33,7 +41,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_owner_tag()}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
@@ -50,14 +58,44 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
     return bytes_sha256(data)
 
 
-def remove_stale_temp_files(root: str | os.PathLike) -> list[Path]:
-    """Delete the ``.<name>.*.tmp`` files an interrupted :func:`atomic_write_bytes` left under ``root``."""
-    removed = []
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_files(root: str | os.PathLike, *, foreign_age_s: float = 24 * 3600) -> list[Path]:
+    """Delete the temp files interrupted :func:`atomic_write_bytes` calls left under ``root``.
+
+    A temp file is ``.<name>.<host>-<pid>.<random>.tmp``. It is stale when its writer was on this
+    host and is no longer alive, or (another host's, e.g. a shard on a shared file system) when it is
+    older than ``foreign_age_s``; a live writer's file is never touched, so concurrent shards are safe.
+    """
+    import time
+
+    removed: list[Path] = []
     root = Path(root)
     if not root.is_dir():
         return removed
+    host = _owner_tag().rsplit("-", 1)[0]
+    now = time.time()
     for p in root.rglob(".*.tmp"):
-        if p.is_file():
+        parts = p.name[:-len(".tmp")].rsplit(".", 2)
+        if len(parts) != 3 or not p.is_file():
+            continue
+        owner_host, _, pid = parts[1].rpartition("-")
+        if owner_host == host and pid.isdigit():
+            stale = not _pid_alive(int(pid))
+        else:
+            try:
+                stale = now - p.stat().st_mtime > foreign_age_s
+            except FileNotFoundError:
+                continue
+        if stale:
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
+
 from harness.api import UserError
 
 SHARD_FILE_RE = re.compile(r"^shard-(\d+)-of-(\d+)\.jsonl$")
@@ -106,7 +107,7 @@ class RecordWriter:
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._acquire_lock()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
         try:
             self._repair_tail(fd)
         except BaseException:
@@ -116,7 +117,7 @@ class RecordWriter:
 
     def _acquire_lock(self) -> None:
         lock_path = self.path.with_suffix(".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             import fcntl
 

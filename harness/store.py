@@ -2,9 +2,10 @@
 
 Layout::
 
-    <run_dir>/manifest.json        suite, adapter (+ info), full config, protocol, seed, provenance
+    <run_dir>/manifest.json        suite, adapter (+ info), full config, protocol, seed, provenance, plan digest
+    <run_dir>/plan.jsonl           every planned item (id + payload), written once by the first invocation
     <run_dir>/invocations.jsonl    one line per process that worked on the run (resumes, shards)
-    <run_dir>/records/shard-i-of-n.jsonl   per-item records (see harness.runner.records)
+    <run_dir>/records/shard-i-of-n.jsonl   per-item records (see harness.records)
     <run_dir>/artifacts/           files suites write through RunContext.write_artifact
     <run_dir>/summary.json         the aggregate, written atomically from records only
     <run_dir>/report.md            Markdown for this run
@@ -13,6 +14,9 @@ Why the identity check: a run directory holds one experiment. Resuming into it w
 different suite, adapter, seed or config would mix records of two experiments, so it
 is refused with the list of differing keys. Provenance (time, git, versions) may
 differ between invocations and is logged in ``invocations.jsonl``.
+
+Why ``plan.jsonl``: aggregation and reports must work from the run directory alone, months
+later, on a machine without the dataset; so the items are stored once and never re-planned.
 """
 from __future__ import annotations
 
@@ -20,16 +24,18 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from harness.runner.config import diff_keys
-from harness.io import atomic_write_bytes, dump_json, json_roundtrip
-from harness.api import UserError
+from harness.api import UserError, WorkItem
+from harness.io import atomic_write_bytes, bytes_sha256, canonical_json, dump_json, json_roundtrip
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
 REPORT = "report.md"
 INVOCATIONS = "invocations.jsonl"
+PLAN = "plan.jsonl"
+# config keys that change how work is executed but never the result: may differ on resume
+EXECUTION_KEYS = ("batch_size",)
 
 
 class RunDirError(UserError, RuntimeError):
@@ -54,6 +60,10 @@ class RunStore:
     @property
     def records_dir(self) -> Path:
         return self.run_dir / "records"
+
+    @property
+    def plan_path(self) -> Path:
+        return self.run_dir / PLAN
 
     @property
     def summary_path(self) -> Path:
@@ -121,12 +131,36 @@ class RunStore:
     def log_invocation(self, entry: Mapping[str, Any]) -> None:
         """Append one line to invocations.jsonl (best-effort provenance of resumes and shards)."""
         line = (json.dumps(json_roundtrip(dict(entry)), sort_keys=True) + "\n").encode("utf-8")
-        fd = os.open(self.run_dir / INVOCATIONS, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(self.run_dir / INVOCATIONS, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         try:
             os.write(fd, line)
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    # ------------------------------------------------------------------ plan
+    def write_plan(self, data: bytes) -> str:
+        """Store the plan (bytes from :func:`plan_bytes`) once; returns its sha256."""
+        return atomic_write_bytes(self.plan_path, data)
+
+    def read_plan(self, expected_sha256: str) -> list[WorkItem]:
+        """The stored items, after checking the file against the manifest's digest."""
+        try:
+            data = self.plan_path.read_bytes()
+        except FileNotFoundError:
+            raise RunDirError(f"{self.plan_path} is missing; the run directory is incomplete or was made by an "
+                              f"older dcar-bench. Rerun the `dcar-bench run` command into it to restore it.") from None
+        if bytes_sha256(data) != expected_sha256:
+            raise RunDirError(f"{self.plan_path} does not match the plan_sha256 in {MANIFEST}; the run directory "
+                              f"was modified. Restore plan.jsonl or start a new run.")
+        items = []
+        for lineno, line in enumerate(data.splitlines(), start=1):
+            try:
+                d = json.loads(line)
+                items.append(WorkItem(d["id"], d.get("payload") or {}))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise RunDirError(f"{self.plan_path}:{lineno}: not a plan line ({exc})") from None
+        return items
 
     # ------------------------------------------------------------------ summary
     def write_summary(self, summary: Mapping[str, Any]) -> str:
@@ -135,7 +169,48 @@ class RunStore:
     def read_summary(self) -> dict[str, Any] | None:
         if not self.summary_path.exists():
             return None
-        return json.loads(self.summary_path.read_text(encoding="utf-8"))
+        try:
+            return json.loads(self.summary_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{self.summary_path} is not valid JSON ({exc}); rerun `dcar-bench aggregate "
+                              f"{self.run_dir}` to rebuild it") from exc
+
+
+def plan_bytes(items: Sequence[WorkItem]) -> bytes:
+    """The canonical bytes of a plan: one ``{"id", "payload"}`` JSON line per item, in plan order."""
+    return "".join(canonical_json({"id": it.id, "payload": dict(it.payload)}) + "\n" for it in items).encode("utf-8")
+
+
+def plan_digest(items: Sequence[WorkItem]) -> str:
+    """sha256 of :func:`plan_bytes`: the ``plan_sha256`` of the manifest."""
+    return bytes_sha256(plan_bytes(items))
+
+
+def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict -> ``{"a.b.c": leaf}`` (lists are leaves)."""
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as it determines results: flattened, without :data:`EXECUTION_KEYS`."""
+    return {k: v for k, v in flatten(config).items() if k.split(".")[0] not in EXECUTION_KEYS}
+
+
+def diff_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two configs, formatted ``key: old -> new``."""
+    a, b = config_identity(old), config_identity(new)
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if a.get(k, "<absent>") != b.get(k, "<absent>"):
+            out.append(f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}")
+    return out
 
 
 def identity_diff(old: Mapping[str, Any], new: Mapping[str, Any], *, check_weights: bool = True) -> list[str]:

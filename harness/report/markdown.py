@@ -14,7 +14,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from harness import registry
 from harness.io import atomic_write_bytes
+from harness.records import RecordsCorruptError, read_all
 
 NOT_REAL_BANNER = (
     "> **⚠ NOT THE PAPER'S METRIC.** This run used random, dummy or tiny built-in weights "
@@ -64,14 +66,25 @@ def _facts(manifest: Mapping[str, Any], summary: Mapping[str, Any] | None, run_d
 
 
 def _suite_markdown(manifest: Mapping[str, Any], results: Mapping[str, Any]) -> str:
+    """The suite's own table (``Suite.render``), found through the registry; JSON if it cannot be imported here."""
     try:
-        from harness.runner.core import resolve_suite_class
-
-        suite = resolve_suite_class(manifest["suite"])(manifest.get("config") or {})
-        return suite.render(results)
-    except Exception as exc:  # a report must still come out if a suite cannot be imported here
+        suite_cls = registry.resolve("suite", manifest["suite"])
+        return suite_cls(manifest.get("config") or {}).render(results)
+    except Exception as exc:  # noqa: BLE001 - a report must still come out if a suite cannot be imported here
         return (f"_(suite {manifest.get('suite')!r} could not render its table here: {exc})_\n\n"
                 "```json\n" + json.dumps(results, indent=2, sort_keys=True, default=str) + "\n```\n")
+
+
+def _records_state(run_dir: Path, manifest: Mapping[str, Any]) -> str | None:
+    """A warning when the run's records are corrupt or fewer than planned (None when they are whole)."""
+    try:
+        n = sum(len(res.records) for _, res in read_all(run_dir / "records"))
+    except RecordsCorruptError as exc:
+        return f"**⚠ Records are corrupt**: {exc}"
+    planned = manifest.get("num_items")
+    if isinstance(planned, int) and n < planned:
+        return f"**⚠ Incomplete run**: {n} of {planned} planned items have a record."
+    return None
 
 
 def render_run(run_dir: str | os.PathLike) -> str:
@@ -84,7 +97,7 @@ def render_run(run_dir: str | os.PathLike) -> str:
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else None
     info = manifest.get("adapter_info") or {}
-    parts = [f"## {manifest.get('suite')} × {manifest.get('adapter')}\n"]
+    parts = [f"## {manifest.get('suite')} × {manifest.get('adapter') or manifest.get('subject') or 'no adapter'}\n"]
     if not info.get("real_weights", False):
         parts.append(NOT_REAL_BANNER.format(adapter=f"`{manifest.get('adapter')}`") + "\n")
     parts.append("| fact | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in
@@ -93,6 +106,9 @@ def render_run(run_dir: str | os.PathLike) -> str:
     if protocol:
         parts.append("<details><summary>Protocol constants (from the suite's YAML)</summary>\n\n"
                      + "\n".join(f"- `{k}`: {v}" for k, v in sorted(protocol.items())) + "\n\n</details>\n")
+    state = _records_state(run_dir, manifest)
+    if state:
+        parts.append(state + "\n")
     if summary is None:
         parts.append("**Not aggregated yet** (no summary.json): finish the run, then `dcar-bench aggregate "
                      f"{run_dir}`.\n")
@@ -130,3 +146,15 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, 
     out = Path(out)
     atomic_write_bytes(out, render_report(run_dirs, title, failures).encode("utf-8"))
     return out
+
+
+def run_title(manifest: Mapping[str, Any]) -> str:
+    """``dcar-bench: SUITE × ADAPTER``; an adapter-less suite's ``Suite.subject()`` (e.g. the images folder) instead."""
+    return f"dcar-bench: {manifest.get('suite')} × {manifest.get('adapter') or manifest.get('subject') or 'no adapter'}"
+
+
+def write_run_report(run_dir: str | os.PathLike) -> Path:
+    """``<run_dir>/report.md`` for one run, from its files."""
+    run_dir = Path(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    return write_report([run_dir], run_dir / "report.md", title=run_title(manifest))

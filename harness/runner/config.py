@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, TypeVar
 
 from harness.api import UserError
+from harness.store import flatten
 
 T = TypeVar("T")
 
 # keys every suite accepts even if its YAML does not list them
 RUNNER_KEYS = ("seed", "batch_size", "model")
-# keys that change how work is executed but never the result: may differ on resume
-EXECUTION_KEYS = ("batch_size",)
 
 
 class ConfigError(UserError, ValueError):
@@ -74,17 +73,6 @@ def parse_set(expr: str) -> tuple[str, Any]:
     except yaml.YAMLError:
         return key, raw
 
-
-def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dict -> ``{"a.b.c": leaf}`` (lists are leaves)."""
-    out: dict[str, Any] = {}
-    for k, v in cfg.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping) and v:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def _known(defaults: Mapping[str, Any], key: str) -> bool:
@@ -155,20 +143,6 @@ def merge_config(
     return merged
 
 
-def identity(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The config as it determines results: flattened, without :data:`EXECUTION_KEYS`."""
-    flat = flatten(config)
-    return {k: v for k, v in flat.items() if k.split(".")[0] not in EXECUTION_KEYS}
-
-
-def diff_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Dotted keys whose values differ between two configs, formatted ``key: old -> new``."""
-    a, b = identity(old), identity(new)
-    out = []
-    for k in sorted(set(a) | set(b)):
-        if a.get(k, "<absent>") != b.get(k, "<absent>"):
-            out.append(f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}")
-    return out
 
 
 # --------------------------------------------------------------------------- typed configs

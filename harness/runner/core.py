@@ -1,19 +1,20 @@
-"""plan -> shard -> skip finished -> batch -> run -> append records -> aggregate.
+"""plan -> validate -> shard -> skip finished -> batch -> run -> append records -> aggregate.
 
-Why the runner owns the loop (DESIGN.md principles 2-4): suites and adapters stay
-pure functions of their inputs, and every guarantee a result needs — items planned
-up front, per-item seeds, resumability after SIGKILL, identical numbers for any
-batch size or shard count — is implemented once, here, and tested once.
+Why the runner owns the loop: suites and adapters stay pure functions of their inputs, and every
+guarantee a result needs (items planned up front and stored in ``plan.jsonl``, per-item seeds,
+resumability after SIGKILL, identical numbers for any batch size or shard count) is implemented
+once, here, and tested once.
 
-Aggregation reads only files (the records of every shard), so it can run in the
-same process, on rank 0 after a torchrun barrier, or later as ``dcar-bench aggregate``.
+Aggregation reads only files (the manifest, ``plan.jsonl`` and the records of every shard), so it
+can run in the same process, on rank 0 after a torchrun barrier, or later as ``dcar-bench
+aggregate`` on a machine that has neither the dataset nor the weights. This module never writes
+Markdown: :mod:`harness.jobs` adds the report.
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import os
+import shutil
 import socket
 import sys
 from dataclasses import dataclass
@@ -21,22 +22,20 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from harness import registry
-from harness.api import Adapter, Suite, WorkItem
-from harness.runner.config import merge_config
-from harness.api import RunContext
+from harness.api import Adapter, IncompleteRunError, RunContext, RunManifest, Suite, UserError, WorkItem
+from harness.io import bytes_sha256, canonical_json, json_roundtrip, remove_stale_temp_files
 from harness.records import RecordWriter, read_all, shard_filename
+from harness.runner.config import ConfigError, merge_config, parse_set, set_dotted
 from harness.runner.shard import Shard, resolve_shard
-from harness.store import RunStore, json_roundtrip
+from harness.store import RunStore, plan_bytes
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: plan.jsonl + plan_sha256 over its bytes
 
-
-class RunError(RuntimeError):
-    """A run cannot proceed (bad adapter/suite pairing, bad records from a suite...)."""
+__all__ = ["run", "aggregate", "RunResult", "RunError", "IncompleteRunError"]
 
 
-class IncompleteRunError(RunError):
-    """Aggregation found planned items without a record."""
+class RunError(UserError, RuntimeError):
+    """A run cannot proceed (bad adapter/suite pairing, a suite planned nothing or returned bad records...)."""
 
 
 @dataclass
@@ -95,14 +94,6 @@ def check_plan(items: Sequence[WorkItem], suite_name: str) -> list[WorkItem]:
     return items
 
 
-def plan_digest(items: Sequence[WorkItem]) -> str:
-    h = hashlib.sha256()
-    for it in items:
-        h.update(json.dumps([it.id, dict(it.payload)], sort_keys=True, default=str).encode("utf-8"))
-        h.update(b"\n")
-    return h.hexdigest()
-
-
 def make_adapter(adapter_name: str, suite_cls: type[Suite], options: Mapping[str, Any]) -> Adapter:
     """Registry name + ``model.*`` options -> adapter instance, with clear errors for mismatches."""
     cls = registry.resolve("adapter", adapter_name)
@@ -118,7 +109,13 @@ def make_adapter(adapter_name: str, suite_cls: type[Suite], options: Mapping[str
         params = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
         raise RunError(f"adapter {adapter_name!r} does not accept options {sorted(options)} ({exc}); "
                        f"its options are: {', '.join(params) or '(none)'}. Set them with --set model.<name>=value") from None
-    return cls(**options)
+    try:
+        return cls(**options)
+    except UserError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise RunError(f"adapter {adapter_name!r} refused its options ({', '.join(f'model.{k}' for k in options) or 'none'}):"
+                       f" {exc}") from exc
 
 
 def _suite_libraries(*objs: Any) -> list[str]:
@@ -200,6 +197,24 @@ def _validate_records(records: Any, batch: Sequence[WorkItem], suite_name: str) 
     return records
 
 
+def _suite_error(suite_name: str, stage: str, exc: Exception) -> UserError:
+    """A non-UserError raised while a suite validates its config: shown as one line naming the suite."""
+    return ConfigError(f"suite {suite_name!r}: invalid config ({stage}): {type(exc).__name__}: {exc}")
+
+
+def prepare_suite(suite_cls: type[Suite], suite_name: str, config: Mapping[str, Any]) -> tuple[Suite, list[WorkItem]]:
+    """Build the suite, plan and validate: everything checkable before a run directory or a model exists."""
+    try:
+        suite = suite_cls(config)
+    except UserError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _suite_error(suite_name, "building the suite", exc) from exc
+    items = check_plan(suite.plan(), suite_name)
+    suite.validate(items)
+    return suite, items
+
+
 def run(
     suite_name: str,
     adapter_name: str | None,
@@ -212,23 +227,25 @@ def run(
     batch_size: int | None = None,
     show_progress: bool = True,
     aggregate_when_done: bool = True,
+    reaggregate: bool = False,
     argv: list[str] | None = None,
 ) -> RunResult:
     """Run (or resume) ``suite_name`` with ``adapter_name`` into ``out_dir``.
 
-    Returns a :class:`RunResult`; ``summary`` is set when this process aggregated
-    (single process, torchrun rank 0, or the last independent shard to finish).
+    Order: config -> plan -> ``Suite.validate`` -> identity check of an existing run -> shard lock ->
+    adapter -> manifest + plan.jsonl -> items -> aggregate. Every check that needs no model happens
+    before the model loads, and a run that fails before its manifest is written leaves no directory
+    behind. A finished run is not re-aggregated unless ``reaggregate``. Returns a :class:`RunResult`;
+    ``summary`` is set when this process aggregated (single process, torchrun rank 0, or the last
+    independent shard to finish).
     """
     suite_cls = resolve_suite_class(suite_name)
     if adapter_name is not None:
         registry.target("adapter", adapter_name)  # a typo fails here, before anything is written
     config = build_config(suite_cls, config_file, overrides, seed=seed, batch_size=batch_size)
     shard = resolve_shard(shard)
-    store = RunStore(out_dir)
-    store.ensure_writable()
-
-    suite = suite_cls(config)
-    items = check_plan(suite.plan(), suite_name)
+    suite, items = prepare_suite(suite_cls, suite_name, config)
+    plan_data = plan_bytes(items)
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "suite": suite_name,
@@ -238,41 +255,70 @@ def run(
         "protocol": suite.protocol(),
         "metrics": [m.to_dict() for m in suite_cls.metrics],
         "num_items": len(items),
-        "plan_sha256": plan_digest(items),
+        "plan_sha256": bytes_sha256(plan_data),
     }
+    if suite.subject():
+        manifest["subject"] = suite.subject()
+    store = RunStore(out_dir)
+    existed = store.run_dir.exists()
     store.check_same_experiment(manifest, check_weights=False)  # before paying for the adapter
+    store.ensure_writable()
+    try:
+        return _run_in(store, suite, suite_cls, items, plan_data, manifest, adapter_name, config, shard,
+                       show_progress, aggregate_when_done, reaggregate, argv)
+    except BaseException:
+        if not existed and store.read_manifest() is None:  # failed before it began: leave no debris
+            shutil.rmtree(store.run_dir, ignore_errors=True)
+        raise
+
+
+def _run_in(store: RunStore, suite: Suite, suite_cls: type[Suite], items: list[WorkItem], plan_data: bytes,
+            manifest: dict[str, Any], adapter_name: str | None, config: Mapping[str, Any], shard: Shard,
+            show_progress: bool, aggregate_when_done: bool, reaggregate: bool, argv: list[str] | None) -> RunResult:
+    suite_name = manifest["suite"]
+    mine = shard.select(items)
+    done = finished_ids(store)
+    todo = [it for it in mine if it.id not in done]
+    first_time = store.read_manifest() is None
+    if not todo and not first_time and not reaggregate and store.read_summary() is not None:
+        if show_progress:
+            print(f"{store.run_dir}: all {len(mine)} item(s) of shard {shard} are already done and the run is "
+                  f"aggregated; nothing to do (--reaggregate recomputes summary.json and the report)", file=sys.stderr)
+        return RunResult(store.run_dir, shard, len(items), len(mine), len(mine), 0, None, None)
 
     dist = _Distributed(shard)
+    path = store.records_dir / shard_filename(shard.index, shard.count)
     try:
-        mine = shard.select(items)
-        done = finished_ids(store)
-        todo = [it for it in mine if it.id not in done]
-        adapter = None
-        need_adapter = suite_cls.adapter_kind is not None or adapter_name is not None
-        if need_adapter and (todo or store.read_manifest() is None):
-            if adapter_name is None:
-                raise RunError(f"suite {suite_name!r} needs a {suite_cls.adapter_kind} adapter: pass --model NAME")
-            _select_local_device()
-            adapter = make_adapter(adapter_name, suite_cls, config.get("model") or {})
-        if adapter is not None:
-            manifest["adapter_info"] = adapter.info().to_dict()
-            manifest["adapter_class"] = f"{type(adapter).__module__}:{type(adapter).__qualname__}"
-        manifest["provenance"] = _provenance(suite_cls, adapter, argv)
-        if store.read_manifest() is None:
-            store.prepare(manifest)
-        else:  # resuming: same experiment? (weights only checked if the adapter was loaded this time)
-            store.check_same_experiment(manifest, check_weights="adapter_info" in manifest)
-        store.log_invocation({"shard": str(shard), "pid": os.getpid(), "host": socket.gethostname(),
-                              "batch_size": config["batch_size"], "todo": len(todo), "skipped": len(mine) - len(todo),
-                              "created": manifest["provenance"]["created"], "command": manifest["provenance"]["command"],
-                              "git": manifest["provenance"]["git"]})
+        with RecordWriter(path) as writer:  # the shard lock is taken before the model loads
+            adapter = None
+            need_adapter = suite_cls.adapter_kind is not None or adapter_name is not None
+            if need_adapter and (todo or first_time):
+                if adapter_name is None:
+                    raise RunError(f"suite {suite_name!r} needs a {suite_cls.adapter_kind} adapter: pass --model NAME")
+                _select_local_device()
+                adapter = make_adapter(adapter_name, suite_cls, config.get("model") or {})
+                adapter.set_batch_size(int(config["batch_size"]))
+            if adapter is not None:
+                manifest["adapter_info"] = adapter.info().to_dict()
+                manifest["adapter_class"] = f"{type(adapter).__module__}:{type(adapter).__qualname__}"
+            manifest["provenance"] = _provenance(suite_cls, adapter, argv)
+            if first_time:
+                store.write_plan(plan_data)
+                store.prepare(manifest)
+            else:  # resuming: same experiment? (weights only checked if the adapter was loaded this time)
+                store.check_same_experiment(manifest, check_weights="adapter_info" in manifest)
+                remove_stale_temp_files(store.run_dir)
+            store.log_invocation({"shard": str(shard), "pid": os.getpid(), "host": socket.gethostname(),
+                                  "batch_size": config["batch_size"], "todo": len(todo),
+                                  "skipped": len(mine) - len(todo), "created": manifest["provenance"]["created"],
+                                  "command": manifest["provenance"]["command"], "git": manifest["provenance"]["git"]})
+            ctx = _context(store, config, shard, show_progress)
+            completed = _execute(suite, adapter, todo, ctx, writer, shard, config["batch_size"], show_progress,
+                                 suite_name)
+            if adapter is not None:
+                adapter.close()
 
-        ctx = _context(store, config, shard, show_progress)
-        completed = _execute(suite, adapter, todo, ctx, store, shard, config["batch_size"], show_progress, suite_name)
-        if adapter is not None:
-            adapter.close()
-
-        summary = report = None
+        summary = None
         dist.barrier()
         if aggregate_when_done:
             if dist.active:
@@ -284,12 +330,10 @@ def run(
                 missing = len(set(it.id for it in items) - finished_ids(store))
                 print(f"shard {shard} finished; {missing} items of other shards are still missing. "
                       f"When all shards are done: dcar-bench aggregate {store.run_dir}", file=sys.stderr)
-        if summary is not None:
-            report = store.report_path
         dist.barrier()
     finally:
         dist.close()
-    return RunResult(store.run_dir, shard, len(items), len(mine), len(mine) - len(todo), completed, summary, report)
+    return RunResult(store.run_dir, shard, len(items), len(mine), len(mine) - len(todo), completed, summary, None)
 
 
 def _provenance(suite_cls: type[Suite], adapter: Adapter | None, argv: list[str] | None) -> dict[str, Any]:
@@ -301,21 +345,20 @@ def _provenance(suite_cls: type[Suite], adapter: Adapter | None, argv: list[str]
 def _context(store: RunStore, config: Mapping[str, Any], shard: Shard, show_progress: bool) -> RunContext:
     from harness.cache import Cache
 
-    cache_dir = os.environ.get("DCAR_BENCH_CACHE")
+    stored = store.read_manifest()
     return RunContext(run_dir=store.run_dir, config=config, seed=int(config["seed"]), rank=shard.index,
-                      world_size=shard.count, cache=Cache(cache_dir) if cache_dir else Cache(),
-                      show_progress=show_progress)
+                      world_size=shard.count, cache=Cache(), show_progress=show_progress,
+                      manifest=RunManifest.from_dict(stored) if stored else None,
+                      batch_size=int(config.get("batch_size", 1)))
 
 
-def _execute(suite: Suite, adapter: Adapter | None, todo: list[WorkItem], ctx: RunContext, store: RunStore,
+def _execute(suite: Suite, adapter: Adapter | None, todo: list[WorkItem], ctx: RunContext, writer: RecordWriter,
              shard: Shard, batch_size: int, show_progress: bool, suite_name: str) -> int:
     from tqdm.auto import tqdm
 
     completed = 0
-    path = store.records_dir / shard_filename(shard.index, shard.count)
-    with RecordWriter(path) as writer, tqdm(total=len(todo), desc=f"{suite_name} [shard {shard}]", unit="item",
-                                            disable=not show_progress or not todo, position=shard.index,
-                                            leave=True) as bar:
+    with tqdm(total=len(todo), desc=f"{suite_name} [shard {shard}]", unit="item",
+              disable=not show_progress or not todo, position=shard.index, leave=True) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
             records = _validate_records(suite.run_batch(batch, adapter, ctx), batch, suite_name)
@@ -359,27 +402,59 @@ def collect_records(store: RunStore, items: Sequence[WorkItem]) -> tuple[list[di
 
 
 def records_digest(records: Sequence[Mapping[str, Any]]) -> str:
-    h = hashlib.sha256()
-    for rec in records:
-        h.update(json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-        h.update(b"\n")
-    return h.hexdigest()
+    return bytes_sha256("".join(canonical_json(rec) + "\n" for rec in records).encode("utf-8"))
 
 
-def aggregate(out_dir: str | os.PathLike, *, show_progress: bool = False, write_report: bool = True) -> dict[str, Any]:
-    """Aggregate a run directory from its files; writes ``summary.json`` (and ``report.md``)."""
+def aggregate_config(suite_cls: type[Suite], config: Mapping[str, Any],
+                     overrides: Iterable[str] | Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored config with aggregation-only overrides applied (keys the suite lists in ``aggregate_keys``).
+
+    Such keys change no record (e.g. a corrected ``reference.stats_path``), so a finished run can be
+    re-aggregated with them instead of being redone; any other key is refused, naming the allowed ones.
+    """
+    if not overrides:
+        return dict(config), {}
+    pairs = list(overrides.items()) if isinstance(overrides, Mapping) else [parse_set(e) for e in overrides]
+    allowed = tuple(getattr(suite_cls, "aggregate_keys", ()) or ())
+    merged = json_roundtrip(dict(config))
+    applied = {}
+    for key, value in pairs:
+        if not any(key == a or key.startswith(a + ".") for a in allowed):
+            raise ConfigError(f"`aggregate --set {key}=...`: {key!r} changes records, not only the aggregate; "
+                              f"rerun the suite into a new --out instead. Keys aggregate accepts for suite "
+                              f"{suite_cls.name!r}: {', '.join(allowed) or '(none)'}")
+        set_dotted(merged, key, value)
+        applied[key] = value
+    return merged, applied
+
+
+def aggregate(out_dir: str | os.PathLike, *, show_progress: bool = False,
+              overrides: Iterable[str] | Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Aggregate a run directory from its files (manifest, plan.jsonl, records); writes ``summary.json``.
+
+    Never calls the suite's ``plan()``: the dataset and the model weights need not exist any more.
+    """
     store = RunStore(out_dir)
     manifest = store.require_manifest()
     suite_cls = resolve_suite_class(manifest["suite"])
-    config = manifest["config"]
-    suite = suite_cls(config)
-    items = check_plan(suite.plan(), manifest["suite"])
-    if plan_digest(items) != manifest.get("plan_sha256"):
-        raise RunError(f"{store.run_dir}: the suite now plans different items than when the run was made "
-                       f"(plan_sha256 differs); the suite code or its data changed")
+    items = store.read_plan(manifest.get("plan_sha256", ""))
+    if len(items) != manifest.get("num_items", len(items)):
+        raise RunError(f"{store.plan_path} holds {len(items)} items, the manifest says {manifest.get('num_items')}")
+    if show_progress:
+        print(f"aggregating {store.run_dir}: reading the records of {len(items)} item(s)", file=sys.stderr)
     records, stats = collect_records(store, items)
-    ctx = RunContext(run_dir=store.run_dir, config=config, seed=int(config.get("seed", 0)),
-                     cache=_context(store, config, Shard(), show_progress).cache, show_progress=show_progress)
+    config, applied = aggregate_config(suite_cls, manifest["config"], overrides)
+    try:
+        suite = suite_cls(config)
+    except UserError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _suite_error(manifest["suite"], "aggregating", exc) from exc
+    from harness.cache import Cache
+
+    ctx = RunContext(run_dir=store.run_dir, config=config, seed=int(config.get("seed", 0)), cache=Cache(),
+                     show_progress=show_progress, manifest=RunManifest.from_dict(manifest),
+                     batch_size=int(config.get("batch_size", 1)))
     results = suite.aggregate(records, ctx)
     info = manifest.get("adapter_info") or {}
     summary = {
@@ -391,11 +466,8 @@ def aggregate(out_dir: str | os.PathLike, *, show_progress: bool = False, write_
         "record_files": stats["files"],
         "duplicate_records": stats["duplicates"],
         "metrics": manifest.get("metrics", []),
+        "aggregate_overrides": applied,
         "results": json_roundtrip(results),
     }
     store.write_summary(summary)
-    if write_report:
-        from harness.report.markdown import write_report as _write
-
-        _write([store.run_dir], store.report_path, title=f"dcar-bench: {manifest['suite']} × {manifest.get('adapter')}")
     return summary

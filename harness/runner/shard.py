@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Mapping, Sequence, TypeVar
+
 from harness.api import UserError
 
 T = TypeVar("T")

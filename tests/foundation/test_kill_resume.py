@@ -17,7 +17,7 @@ from pathlib import Path
 
 from foundation_helpers import read_records
 
-from harness.runner.core import run
+from harness.jobs import run
 
 N_ITEMS = 18
 SETTINGS = [f"num_items={N_ITEMS}", "batch_size=3", "model.resolution=8", "model.delay_s=0.05"]

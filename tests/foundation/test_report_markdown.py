@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
+from harness.jobs import run
 from harness.report.markdown import render_report, render_run
-from harness.runner.core import run
 
 
 def test_unaggregated_run_says_so(tmp_path):

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.runner.config import ConfigError, diff_keys, flatten, merge_config, parse_set, suite_yaml
+from harness.runner.config import ConfigError, merge_config, parse_set, suite_yaml
 from harness.runner.shard import Shard, ShardError, parse_shard, resolve_shard, shard_from_env
+from harness.store import diff_keys, flatten
 
 DEFAULTS = {"num_items": 4, "batch_size": 2, "data": {"root": None, "size": 256}, "model": {"resolution": 8},
             "protocol": {"crop": "center"}}

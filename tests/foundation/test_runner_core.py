@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from foundation_helpers import read_records
 
-from harness.runner.config import ConfigError
-from harness.runner.core import IncompleteRunError, RunError, aggregate, run
+from harness.jobs import aggregate, run
 from harness.records import RecordsCorruptError
+from harness.runner.config import ConfigError
+from harness.runner.core import IncompleteRunError, RunError
 from harness.seeding import item_seed
 from harness.store import ConfigMismatchError, RunDirError
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from foundation_helpers import read_records
 
-from harness.runner.core import run
+from harness.jobs import run
 
 SETTINGS = ["num_items=11", "batch_size=2", "model.resolution=8"]
 CLI = "import sys; from harness.cli import main; sys.exit(main())"
