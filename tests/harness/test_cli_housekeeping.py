@@ -1,0 +1,54 @@
+"""`cache ls|clear`, `--quiet`, and reports that say when records are corrupt or missing."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from harness import cli
+from harness.cache import Cache
+from harness.jobs import run
+from harness.report.markdown import render_run
+
+
+def test_cache_ls_and_clear(tmp_path, capsys):
+    cache = Cache()  # DCAR_BENCH_CACHE points into tmp_path (conftest)
+    assert str(cache.root).startswith(str(tmp_path))
+    cache.put({"kind": "fid-reference-stats", "inputs_sha256": "ab" * 32}, {"mu": np.zeros(4)})
+    cache.put({"kind": "features", "n": 3}, {"f": np.ones((3, 8))})
+    assert cli.main(["cache", "ls"]) == 0
+    out = capsys.readouterr().out
+    assert "2 entries" in out and "kind=fid-reference-stats" in out and "kind=features" in out
+    assert cli.main(["cache", "clear"]) == 0
+    assert "removed 2 entries" in capsys.readouterr().out
+    assert Cache().entries() == []
+    assert cache.get({"kind": "features", "n": 3}) is None
+
+
+def test_quiet_silences_library_progress_bars(monkeypatch):
+    for var in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY"):
+        monkeypatch.delenv(var, raising=False)
+    cli.quiet_libraries()
+    assert os.environ["TQDM_DISABLE"] == "1" and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    assert os.environ["TRANSFORMERS_VERBOSITY"] == "error"
+
+
+def test_report_says_when_records_are_corrupt(tmp_path):
+    run("dummy", "dummy-t2i", tmp_path / "r", overrides=["num_items=3"], show_progress=False)
+    rec = tmp_path / "r" / "records" / "shard-0-of-1.jsonl"
+    rec.write_bytes(rec.read_bytes() + b"{not json}\n")
+    text = render_run(tmp_path / "r")
+    assert "Records are corrupt" in text and "shard-0-of-1.jsonl:4" in text
+
+
+def test_report_says_when_records_are_missing(tmp_path):
+    run("dummy", "dummy-t2i", tmp_path / "r", overrides=["num_items=4"], show_progress=False, shard="0/2")
+    text = render_run(tmp_path / "r")
+    assert "Incomplete run" in text and "2 of 4 planned items" in text
+
+
+def test_aggregate_cli_set_and_one_line_refusal(tmp_path, capsys):
+    run("dummy", "dummy-t2i", tmp_path / "r", overrides=["num_items=2"], show_progress=False)
+    assert cli.main(["aggregate", str(tmp_path / "r"), "--set", "num_items=3", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "changes records" in err
