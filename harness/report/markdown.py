@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from harness import registry
 from harness.io import atomic_write_bytes
 from harness.records import RecordsCorruptError, read_all
+from harness.report.table import markdown_table
 
 NOT_REAL_BANNER = (
     "> **⚠ NOT THE PAPER'S METRIC.** This run used random, dummy or tiny built-in weights "
@@ -100,8 +101,7 @@ def render_run(run_dir: str | os.PathLike) -> str:
     parts = [f"## {manifest.get('suite')} × {manifest.get('adapter') or manifest.get('subject') or 'no adapter'}\n"]
     if not info.get("real_weights", False):
         parts.append(NOT_REAL_BANNER.format(adapter=f"`{manifest.get('adapter')}`") + "\n")
-    parts.append("| fact | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in
-                                                          _facts(manifest, summary, run_dir)) + "\n")
+    parts.append(markdown_table(("fact", "value"), _facts(manifest, summary, run_dir)))
     protocol = manifest.get("protocol") or {}
     if protocol:
         parts.append("<details><summary>Protocol constants (from the suite's YAML)</summary>\n\n"
