@@ -3,7 +3,7 @@
 Why this file is small and stable: every adapter (``baselines/``) and every suite
 (``suites/``) is written against it, and the runner only ever talks to these
 classes. An adapter turns a batch of requests into a batch of images; it never
-chooses seeds, writes files or computes metrics (DESIGN.md principle 2).
+chooses seeds, writes files or computes metrics (docs/architecture.md, principle 2).
 
 Image convention everywhere in the harness: ``torch.float32`` tensors on the CPU,
 shape ``(B, 3, H, W)``, values in ``[0, 1]``. Quantisation to uint8 (for PNG files
@@ -138,7 +138,7 @@ class TextToImage(Adapter):
 
     ``generate`` must be a pure function of (prompt, seed, options) per item: the
     image for item i may not depend on the other items of the batch, so results are
-    invariant to batch size and sharding (DESIGN.md principle 4).
+    invariant to batch size and sharding (docs/architecture.md, principle 4).
     """
 
     kind: ClassVar[str] = "text_to_image"

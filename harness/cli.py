@@ -2,7 +2,7 @@
 
 Why it imports almost nothing at start-up: ``dcar-bench --help`` and ``dcar-bench ls``
 must be instant and must work even when torch or a suite's extra is missing
-(DESIGN.md principle 1). Every sub-command imports what it needs inside its handler;
+(docs/architecture.md, principle 1). Every sub-command imports what it needs inside its handler;
 the registry is a table of strings. Registry ``tool`` entries are dispatched
 generically: ``dcar-bench parity DIR`` calls ``registry.resolve("tool", "parity")(["DIR"])``.
 """

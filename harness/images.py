@@ -2,8 +2,8 @@
 
 Float images are (B, 3, H, W) float32 in [0, 1]; uint8 images are (B, 3, H, W) or
 (H, W, 3) uint8. Quantisation is ``floor(x * 255 + 0.5)`` clamped to [0, 255], the
-DC-AE evaluator's rounding (PITFALLS.md: TiTok's truncation agrees on already
-quantised data).
+DC-AE evaluator's rounding (TiTok's evaluator truncates instead; the two agree on
+images that are already quantised).
 """
 from __future__ import annotations
 

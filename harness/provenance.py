@@ -1,4 +1,4 @@
-"""What a result must say about where it came from (DESIGN.md principle 5).
+"""What a result must say about where it came from (docs/architecture.md, principle 5).
 
 Collected once per run into ``manifest.json``: git commit + dirty flag of the
 harness checkout, Python and package versions (torch, numpy and the libraries a

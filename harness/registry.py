@@ -2,7 +2,7 @@
 
 Why a static table of import strings instead of decorators: ``dcar-bench ls`` and
 ``--help`` must not import torch or any model library, and a missing optional
-dependency must only break the adapter or suite that needs it (DESIGN.md principle 1).
+dependency must only break the adapter or suite that needs it (docs/architecture.md, principle 1).
 Third parties can add entries with :func:`register` or the ``dcar_bench.adapters`` /
 ``dcar_bench.suites`` entry-point groups.
 """
@@ -31,7 +31,7 @@ _TABLE: dict[str, dict[str, str]] = {
         "dummy": "suites.dummy:DummySuite",
         "imagenet_recon": "suites.imagenet_recon:ImageNetReconSuite",
         "geneval": "suites.geneval:GenEvalSuite",
-        "geneval_detect": "suites.geneval:GenEvalDetectSuite",
+        "geneval_detect": "suites.geneval_detect:GenEvalDetectSuite",
     },
     "metric": {
         "psnr": "harness.metrics.recon:PSNR",
@@ -39,7 +39,7 @@ _TABLE: dict[str, dict[str, str]] = {
         "lpips": "harness.metrics.recon:LPIPS",
         "fid": "harness.metrics.fid:FID",
         "kid": "harness.metrics.fid:KID",
-        "geneval": "harness.metrics.geneval_rules:GENEVAL_METRIC",
+        "geneval": "harness.geneval.rules:GENEVAL_METRIC",
     },
     "tool": {
         "parity": "baselines.dcar.parity:main",

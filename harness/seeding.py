@@ -1,4 +1,4 @@
-"""Seeds belong to items, not to processes (DESIGN.md principle 4).
+"""Seeds belong to items, not to processes (docs/architecture.md, principle 4).
 
 Each item's randomness comes from a CPU ``torch.Generator`` seeded by a stable hash
 of (run seed, item id), so a result never depends on batch size, shard count,
