@@ -8,13 +8,28 @@ item image hashes in plan order and the mean/std of per-image pixel statistics.
 from __future__ import annotations
 
 import hashlib
-import io
 import math
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from harness.api import Adapter, MetricSpec, RunContext, Suite, WorkItem
 from harness.io import png_bytes
-from harness.api import Adapter, MetricSpec, Suite, WorkItem
-from harness.runner.config import suite_yaml
+from harness.runner.config import fill_dataclass, suite_yaml
+
+
+@dataclass(frozen=True)
+class DummyConfig:
+    """``suites/dummy.yaml`` as types; every default lives in the YAML."""
+
+    num_items: int
+    prompt_template: str
+    save_images: bool
+    generate: dict[str, Any]  # options passed to adapter.generate
+    protocol: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        if self.num_items < 1:
+            raise ValueError(f"dummy suite: num_items must be >= 1, got {self.num_items}. Fix: --set num_items=12")
 
 
 class DummySuite(Suite):
@@ -25,23 +40,30 @@ class DummySuite(Suite):
         MetricSpec("images_sha256", "higher", {"note": "identity check, not a quality score"}),
     )
 
+    def __init__(self, config: Mapping[str, Any]):
+        super().__init__(config)
+        # the YAML under the given keys: a config stored by an older run still renders its report
+        self.cfg = fill_dataclass(DummyConfig, {**self.default_config(), **dict(config)}, source="suite dummy",
+                                  ignore=("model", "seed", "batch_size"))
+
     @classmethod
     def default_config(cls) -> dict[str, Any]:
         return suite_yaml(__file__)
 
-    def plan(self) -> list[WorkItem]:
-        n = int(self.config.get("num_items", 0))
-        if n < 1:
-            raise ValueError(f"dummy suite: num_items must be >= 1, got {n}")
-        template = str(self.config.get("prompt_template", "item {i}"))
-        return [WorkItem(id=f"dummy-{i:05d}", payload={"prompt": template.format(i=i)}) for i in range(n)]
+    def protocol(self) -> dict[str, Any]:
+        return dict(self.cfg.protocol)
 
-    def run_batch(self, items: Sequence[WorkItem], adapter: Adapter | None, ctx: Any) -> list[dict[str, Any]]:
+    def plan(self) -> list[WorkItem]:
+        template = self.cfg.prompt_template
+        return [WorkItem(id=f"dummy-{i:05d}", payload={"prompt": template.format(i=i)})
+                for i in range(self.cfg.num_items)]
+
+    def run_batch(self, items: Sequence[WorkItem], adapter: Adapter | None, ctx: RunContext) -> list[dict[str, Any]]:
         from harness.images import check_batch, to_uint8
 
         prompts = [it.payload["prompt"] for it in items]
         seeds = [ctx.item_seed(it.id) for it in items]
-        images = check_batch(adapter.generate(prompts, seeds, **dict(self.config.get("generate") or {})),
+        images = check_batch(adapter.generate(prompts, seeds, **self.cfg.generate),
                              name="dummy suite: adapter output")
         if images.shape[0] != len(items):
             raise ValueError(f"adapter returned {images.shape[0]} images for {len(items)} prompts")
@@ -56,13 +78,13 @@ class DummySuite(Suite):
                 "std": float(arr.std()),
                 "sha256": hashlib.sha256(arr.tobytes()).hexdigest(),
             }
-            if self.config.get("save_images"):
+            if self.cfg.save_images:
                 rec["image"] = f"images/{it.id}.png"
                 rec["image_sha256"] = ctx.write_artifact(rec["image"], png_bytes(arr.transpose(1, 2, 0)))
             records.append(rec)
         return records
 
-    def aggregate(self, records: Iterable[Mapping[str, Any]], ctx: Any) -> dict[str, Any]:
+    def aggregate(self, records: Iterable[Mapping[str, Any]], ctx: RunContext) -> dict[str, Any]:
         records = list(records)
         if not records:
             raise ValueError("dummy suite: no records to aggregate")

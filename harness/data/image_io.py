@@ -14,18 +14,23 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from harness.api import UserError
+
+from harness.api import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
-class CorruptImageError(UserError, OSError):
-    """An image file could not be decoded; ``path`` names it."""
+class CorruptImageError(DataError, OSError):
+    """An image file could not be decoded; ``path`` names it, ``hint`` (if any) says what the caller can do.
 
-    def __init__(self, path: str | os.PathLike, reason: str):
+    Also an ``OSError`` (what PIL raises for such files), so ``except OSError`` callers keep working.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str, hint: str = ""):
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"cannot read image {self.path}: {reason}")
+        self.hint = hint
+        super().__init__(f"cannot read image {self.path}: {reason}" + (f". {hint}" if hint else ""))
 
 
 def to_rgb(img):
@@ -49,12 +54,34 @@ def open_rgb(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
+    if path.stat().st_size == 0:
+        raise CorruptImageError(path, "empty file (0 bytes)")
     try:
         with Image.open(path) as img:
             img.load()  # force decoding now: truncated data fails here, not later
             return to_rgb(img)
     except (UnidentifiedImageError, SyntaxError, ValueError, OSError, Image.DecompressionBombError) as exc:
         raise CorruptImageError(path, f"{type(exc).__name__}: {exc}") from exc
+
+
+def probe_image(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be an image (missing, empty, unidentifiable header), or None if it looks like one.
+
+    Reads only the header, so a planner can check tens of thousands of files in seconds before any
+    model loads; a file truncated after its header still passes and is caught by :func:`open_rgb`.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            return "empty file (0 bytes)"
+        with Image.open(path):
+            return None
+    except FileNotFoundError:
+        return "file not found"
+    except (UnidentifiedImageError, SyntaxError, ValueError, OSError, Image.DecompressionBombError) as exc:
+        return f"{type(exc).__name__}: {exc}"
 
 
 def read_rgb_array(path: str | os.PathLike) -> np.ndarray:

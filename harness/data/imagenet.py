@@ -1,10 +1,11 @@
 """ImageNet validation split reader and the ADM centre crop used by the DC-AE evaluator.
 
 Why the crop is written out step by step: rFID is only comparable when the reconstructions and
-the reference statistics come from the same crop (PITFALLS.md 7), and ADM's crop (BOX halving,
-then BICUBIC with Python rounding, then a floor-offset centre crop) differs from torchvision's
-``Resize + CenterCrop`` for large images. Source: IMAGENET_RECON.md A "Data" (efficientvit
-``DMCrop`` = guided-diffusion ``center_crop_arr``).
+the reference statistics come from the same crop, and ADM's crop (BOX halving, then BICUBIC with
+Python rounding, then a floor-offset centre crop) differs from torchvision's ``Resize +
+CenterCrop`` for large images. It is the crop of the DC-AE evaluator (efficientvit's ``DMCrop``,
+which its docstring says is guided-diffusion's ``center_crop_arr`` from
+``guided_diffusion/image_datasets.py``).
 
 Layouts accepted under the root (``dataset.root`` config, else ``$DCAR_IMAGENET_VAL``):
   * ImageFolder tree: ``<root>/<wnid>/<file>.JPEG`` (or the same under ``<root>/val/``);
@@ -17,7 +18,7 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -158,16 +159,14 @@ class ImageNetVal:
             self.images = [self.images[(i * n) // k] for i in range(k)] if k else []
         self._by_id = {im.id: im for im in self.images}
 
-    @classmethod
-    def from_config(cls, dataset_cfg: Mapping[str, Any]) -> "ImageNetVal":
-        return cls(dataset_cfg.get("root"), resolution=int(dataset_cfg.get("resolution", 256)),
-                   labels_file=dataset_cfg.get("labels_file"), limit=dataset_cfg.get("limit"))
-
     def __len__(self) -> int:
         return len(self.images)
 
     def ids(self) -> list[str]:
         return [im.id for im in self.images]
+
+    def path(self, image_id: str) -> Path:
+        return self._by_id[image_id].path
 
     def load(self, image_id: str) -> np.ndarray:
         """ADM-cropped (res, res, 3) uint8 array; corrupt files raise CorruptImageError naming the file."""

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.api import MissingResourceError
-from harness.data.image_io import CorruptImageError, load_images, open_rgb, read_rgb_array
+from harness.api import DataError, MissingResourceError
+from harness.data.image_io import CorruptImageError, load_images, open_rgb, probe_image, read_rgb_array
 from harness.data.imagenet import ImageNetVal, adm_center_crop, list_val_images
 
 
@@ -99,6 +99,30 @@ def test_corrupt_and_truncated_files_are_named_or_skipped_and_counted(tmp_path):
     assert report.num_skipped == 2 and set(report.skipped) == {str(truncated), str(garbage)}
     with pytest.raises(FileNotFoundError, match="nothere.png"):
         open_rgb(tmp_path / "nothere.png")
+
+
+def test_empty_files_and_headers_are_probed_without_decoding(tmp_path):
+    good = tmp_path / "good.jpg"
+    _rand_rgb(64, 48).save(good, quality=90)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"this is not an image at all")
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    assert probe_image(good) is None
+    assert probe_image(empty) == "empty file (0 bytes)"
+    assert probe_image(garbage).startswith("UnidentifiedImageError")
+    assert probe_image(tmp_path / "gone.jpg") == "file not found"
+    assert probe_image(cut) is None  # the header is intact: only decoding finds it (open_rgb)
+    with pytest.raises(CorruptImageError, match="truncated"):
+        open_rgb(cut)
+    # an empty file is named as such, and the error is a user-facing DataError that is still an OSError
+    with pytest.raises(CorruptImageError, match=r"empty\.jpg: empty file \(0 bytes\)") as err:
+        open_rgb(empty)
+    assert isinstance(err.value, DataError) and isinstance(err.value, OSError)
+    hinted = CorruptImageError(empty, "empty file (0 bytes)", hint="Fix: --set x=y")
+    assert str(hinted) == f"cannot read image {empty}: empty file (0 bytes). Fix: --set x=y"
 
 
 # --------------------------------------------------------------------------- ImageNet layouts
