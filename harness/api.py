@@ -229,6 +229,12 @@ class Suite(abc.ABC):
     name: ClassVar[str] = ""
     adapter_kind: ClassVar[str | None] = None  # which Adapter.kind it needs (None: no adapter)
     metrics: ClassVar[tuple[MetricSpec, ...]] = ()
+    # config keys (dotted, or a whole section) that change only the aggregate, never a record:
+    # `dcar-bench aggregate DIR --set KEY=VALUE` may set them on a finished run
+    aggregate_keys: ClassVar[tuple[str, ...]] = ()
+    # config keys that may differ when a run is resumed because they only decide what happens to items
+    # that have no record yet (e.g. skipping a corrupt input); their values per invocation are logged
+    resume_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Mapping[str, Any]):
         self.config = dict(config)

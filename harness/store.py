@@ -115,12 +115,17 @@ class RunStore:
         self.check_same_experiment(new)
         return old
 
-    def check_same_experiment(self, manifest: Mapping[str, Any], *, check_weights: bool = True) -> None:
-        """Raise ConfigMismatchError listing the differing keys if the stored manifest differs."""
+    def check_same_experiment(self, manifest: Mapping[str, Any], *, check_weights: bool = True,
+                              resume_keys: Sequence[str] = ()) -> None:
+        """Raise ConfigMismatchError listing the differing keys if the stored manifest differs.
+
+        ``resume_keys``: config keys (dotted, or a section) the suite allows to change on resume.
+        """
         old = self.read_manifest()
         if old is None:
             return
-        diffs = identity_diff(old, json_roundtrip(dict(manifest)), check_weights=check_weights)
+        diffs = identity_diff(old, json_roundtrip(dict(manifest)), check_weights=check_weights,
+                              resume_keys=resume_keys)
         if diffs:
             raise ConfigMismatchError(
                 f"{self.run_dir} already holds a run with a different setup; refusing to mix results. Differences "
@@ -213,7 +218,8 @@ def diff_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def identity_diff(old: Mapping[str, Any], new: Mapping[str, Any], *, check_weights: bool = True) -> list[str]:
+def identity_diff(old: Mapping[str, Any], new: Mapping[str, Any], *, check_weights: bool = True,
+                  resume_keys: Sequence[str] = ()) -> list[str]:
     """Differences that make two manifests different experiments.
 
     Suite, adapter, planned items, adapter weights and config (incl. the seed) must
@@ -223,7 +229,8 @@ def identity_diff(old: Mapping[str, Any], new: Mapping[str, Any], *, check_weigh
     for key in ("suite", "adapter"):
         if old.get(key) != new.get(key):
             out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
-    out += [f"config.{d}" for d in diff_keys(old.get("config") or {}, new.get("config") or {})]
+    out += [f"config.{d}" for d in diff_keys(old.get("config") or {}, new.get("config") or {})
+            if not any(d.split(":")[0] == k or d.startswith(k + ".") for k in resume_keys)]
     if old.get("plan_sha256") != new.get("plan_sha256"):
         out.append(f"plan_sha256 (the planned items): {old.get('plan_sha256')!r} -> {new.get('plan_sha256')!r}")
     if not check_weights:

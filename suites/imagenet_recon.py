@@ -308,6 +308,8 @@ class ImageNetReconSuite(Suite):
     libraries = ("torch-fidelity", "clean-fid", "lpips", "scikit-image", "torchmetrics", "scipy", "pillow")
     #: keys that change no record, only the aggregate: `dcar-bench aggregate DIR --set KEY=...` may change them
     aggregate_keys: ClassVar[tuple[str, ...]] = ("reference.stats_path", "metrics.frechet", "metrics.kid", "report")
+    # skipping a corrupt file decides only what happens to items without a record: may change on resume
+    resume_keys: ClassVar[tuple[str, ...]] = ("dataset.skip_corrupt",)
 
     def __init__(self, config: Mapping[str, Any]):
         super().__init__(config)

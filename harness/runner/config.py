@@ -162,6 +162,18 @@ def _describe(tp: Any) -> str:
     return _TYPE_WORDS.get(origin or tp, getattr(tp, "__name__", str(tp)))
 
 
+def _example(tp: Any) -> str:
+    """A value of type ``tp`` as it would be typed after ``--set key=`` (a hint that works when fed back)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return str(args[0]).lower() if isinstance(args[0], bool) else str(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return _example(next(a for a in args if a is not type(None)))
+    if origin in (list, tuple) or tp in (list, tuple):
+        return "[" + (_example(args[0]) if args else "1") + "]"
+    return {int: "8", float: "0.5", str: "text", bool: "true"}.get(tp, "{}")
+
+
 def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
     """``value`` checked (and, for int -> float, converted) against the annotation ``tp``."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
@@ -206,9 +218,8 @@ def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
             return dict(value)
     else:
         return value
-    example = {int: "8", float: "0.5", str: "text", bool: "true"}.get(tp, "...")
     raise ConfigError(f"config key {key!r} ({source}): expected {_describe(tp)}, got {value!r}. "
-                      f"Fix: --set {key}={example}")
+                      f"Fix: --set {key}={_example(tp)}")
 
 
 def fill_dataclass(cls: type[T], data: Mapping[str, Any] | None, *, source: str = "config",

@@ -27,7 +27,7 @@ from harness.io import bytes_sha256, canonical_json, json_roundtrip, remove_stal
 from harness.records import RecordWriter, read_all, shard_filename
 from harness.runner.config import ConfigError, merge_config, parse_set, set_dotted
 from harness.runner.shard import Shard, resolve_shard
-from harness.store import RunStore, plan_bytes
+from harness.store import RunStore, flatten, plan_bytes
 
 MANIFEST_FORMAT = 2  # 2: plan.jsonl + plan_sha256 over its bytes
 
@@ -261,7 +261,8 @@ def run(
         manifest["subject"] = suite.subject()
     store = RunStore(out_dir)
     existed = store.run_dir.exists()
-    store.check_same_experiment(manifest, check_weights=False)  # before paying for the adapter
+    store.check_same_experiment(manifest, check_weights=False,  # before paying for the adapter
+                                resume_keys=suite_cls.resume_keys)
     store.ensure_writable()
     try:
         return _run_in(store, suite, suite_cls, items, plan_data, manifest, adapter_name, config, shard,
@@ -306,10 +307,13 @@ def _run_in(store: RunStore, suite: Suite, suite_cls: type[Suite], items: list[W
                 store.write_plan(plan_data)
                 store.prepare(manifest)
             else:  # resuming: same experiment? (weights only checked if the adapter was loaded this time)
-                store.check_same_experiment(manifest, check_weights="adapter_info" in manifest)
+                store.check_same_experiment(manifest, check_weights="adapter_info" in manifest,
+                                            resume_keys=suite_cls.resume_keys)
                 remove_stale_temp_files(store.run_dir)
             store.log_invocation({"shard": str(shard), "pid": os.getpid(), "host": socket.gethostname(),
                                   "batch_size": config["batch_size"], "todo": len(todo),
+                                  "resume_keys": {k: v for k, v in flatten(config).items()
+                                                  if any(k == r or k.startswith(r + ".") for r in suite_cls.resume_keys)},
                                   "skipped": len(mine) - len(todo), "created": manifest["provenance"]["created"],
                                   "command": manifest["provenance"]["command"], "git": manifest["provenance"]["git"]})
             ctx = _context(store, config, shard, show_progress)

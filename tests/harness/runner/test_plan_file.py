@@ -152,3 +152,16 @@ def test_stale_temp_files_are_removed_on_resume_live_ones_kept(tmp_path):
     live.write_bytes(b"y")
     run("tiny", None, tmp_path / "r", show_progress=False, shard="1/2")
     assert not dead.exists() and live.exists()
+
+
+def test_a_suites_resume_keys_may_change_on_resume_and_are_logged(tmp_path, monkeypatch):
+    monkeypatch.setattr(fakes.TinySuite, "default_config",
+                        classmethod(lambda cls: {"n": 3, "fail_validate": False, "skip": False,
+                                                 "report": {"label": "a"}, "batch_size": 2}))
+    monkeypatch.setattr(fakes.TinySuite, "resume_keys", ("skip",))
+    run("tiny", None, tmp_path / "r", show_progress=False, shard="0/2")
+    run("tiny", None, tmp_path / "r", show_progress=False, shard="1/2", overrides=["skip=true"])
+    lines = [json.loads(x) for x in (tmp_path / "r" / "invocations.jsonl").read_text().splitlines()]
+    assert [x["resume_keys"] for x in lines] == [{"skip": False}, {"skip": True}]
+    with pytest.raises(ConfigMismatchError, match="config.n: 3 -> 4"):
+        run("tiny", None, tmp_path / "r", show_progress=False, overrides=["n=4"])
