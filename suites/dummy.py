@@ -102,14 +102,14 @@ class DummySuite(Suite):
         }
 
     def render(self, summary: Mapping[str, Any]) -> str:
-        rows = [
-            "| statistic | value |",
-            "|---|---|",
-            f"| images | {summary['num_images']} |",
-            f"| mean pixel (0-255) | {summary['mean_pixel']:.4f} |",
-            f"| std of per-image means | {summary['std_of_means']:.4f} |",
-            f"| mean per-image std | {summary['mean_std']:.4f} |",
-            f"| sha256 of all images | `{summary['images_sha256'][:16]}…` |",
-        ]
-        return "Synthetic prompts through the adapter; checks the harness, not a model.\n\n" + "\n".join(rows) + "\n"
+        from harness.report.table import markdown_table
+
+        table = markdown_table(("statistic", "value"), [
+            ("images", summary["num_images"]),
+            ("mean pixel (0-255)", f"{summary['mean_pixel']:.4f}"),
+            ("std of per-image means", f"{summary['std_of_means']:.4f}"),
+            ("mean per-image std", f"{summary['mean_std']:.4f}"),
+            ("sha256 of all images", f"`{summary['images_sha256'][:16]}…`"),
+        ])
+        return "Synthetic prompts through the adapter; checks the harness, not a model.\n\n" + table
 

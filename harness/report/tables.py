@@ -13,6 +13,7 @@ import re
 from typing import Any, Mapping, Sequence
 
 from harness.report.reference import reference_table, reference_value
+from harness.report.table import markdown_table
 
 TABLE1_COLUMNS = (("rFID", "rFID↓", 2), ("PSNR", "PSNR↑", 2), ("SSIM", "SSIM↑", 4), ("LPIPS", "LPIPS↓", 4))
 GOLDEN_TABLE = "DC-AE_README_ImageNet512"
@@ -41,16 +42,14 @@ def table1_markdown(resolution: int, ours: Sequence[Mapping[str, Any]], *, with_
     ``note`` (e.g. "random weights — not the paper's metric").
     """
     paper = reference_table(f"Table1_ImageNet{int(resolution)}") if with_paper else {}
-    head = "| Tokenizer | # Tokens | " + " | ".join(c[1] for c in TABLE1_COLUMNS) + " | source |"
-    lines = [head, "|" + "---|" * (len(TABLE1_COLUMNS) + 3)]
-    for model, vals in paper.items():
-        cells = " | ".join(_fmt(vals.get(k), d) for k, _, d in TABLE1_COLUMNS)
-        lines.append(f"| {model} | {_tokens_from_name(model)} | {cells} | paper |")
+    header = ["Tokenizer", "# Tokens", *(c[1] for c in TABLE1_COLUMNS), "source"]
+    rows = [[model, _tokens_from_name(model), *(_fmt(vals.get(k), d) for k, _, d in TABLE1_COLUMNS), "paper"]
+            for model, vals in paper.items()]
     for row in ours:
-        cells = " | ".join(_fmt(row.get(k), d) for k, _, d in TABLE1_COLUMNS)
         note = f" ({row['note']})" if row.get("note") else ""
-        lines.append(f"| **{row['label']}**{note} | {row.get('tokens') or '–'} | {cells} | this run |")
-    return "\n".join(lines) + "\n"
+        rows.append([f"**{row['label']}**{note}", row.get("tokens") or "–",
+                     *(_fmt(row.get(k), d) for k, _, d in TABLE1_COLUMNS), "this run"])
+    return markdown_table(header, rows)
 
 
 def rfid_table_markdown(table_id: str, ours: Mapping[str, Mapping[str, Any]],
@@ -58,12 +57,9 @@ def rfid_table_markdown(table_id: str, ours: Mapping[str, Mapping[str, Any]],
     """Table 4/5-style rFID columns: each paper row, then each of ours (label -> {metric: value})."""
     paper = reference_table(table_id)
     cols = [m for m in metrics if any(m in v for v in paper.values())] or list(metrics)
-    lines = ["| | " + " | ".join(f"{c}↓" for c in cols) + " | source |", "|" + "---|" * (len(cols) + 2)]
-    for model, vals in paper.items():
-        lines.append(f"| {model} | " + " | ".join(_fmt(vals.get(c), 2) for c in cols) + " | paper |")
-    for label, vals in ours.items():
-        lines.append(f"| **{label}** | " + " | ".join(_fmt(vals.get(c), 2) for c in cols) + " | this run |")
-    return "\n".join(lines) + "\n"
+    rows = [[model, *(_fmt(vals.get(c), 2) for c in cols), "paper"] for model, vals in paper.items()]
+    rows += [[f"**{label}**", *(_fmt(vals.get(c), 2) for c in cols), "this run"] for label, vals in ours.items()]
+    return markdown_table(["", *(f"{c}↓" for c in cols), "source"], rows)
 
 
 def golden_check(model: str, measured: Mapping[str, Any]) -> list[tuple[str, float | None, float | None, bool]]:
@@ -116,8 +112,6 @@ def imagenet_recon_section(summary: Mapping[str, Any]) -> str:
     if rep.get("golden") and "continuous" in paths:
         rows = golden_check(rep["golden"], paths["continuous"])
         out.append(f"\nSanity check against the DC-AE README ({rep['golden']}):\n")
-        out.append("| metric | expected | measured | ok |\n|---|---|---|---|")
-        for metric, exp, got, ok in rows:
-            out.append(f"| {metric} | {_fmt(exp, 4)} | {_fmt(got, 4)} | {'yes' if ok else '**no**'} |")
-        out.append("")
+        out.append(markdown_table(("metric", "expected", "measured", "ok"),
+                                  [(m, _fmt(exp, 4), _fmt(got, 4), "yes" if ok else "**no**") for m, exp, got, ok in rows]))
     return "\n".join(out) + "\n"
