@@ -44,6 +44,7 @@ _TABLE: dict[str, dict[str, str]] = {
     "tool": {
         "parity": "baselines.dcar.parity:main",
         "geneval": "harness.geneval.cli:main",
+        "stats": "harness.metrics.stats_tool:main",
     },
 }
 

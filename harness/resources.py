@@ -5,11 +5,13 @@ so the lookup must live in a single place. Adapters and data readers call
 :func:`locate` and let :class:`~harness.api.MissingResourceError` reach the user;
 ``doctor`` calls :func:`search` to print every candidate and whether it is present.
 
-Order (DESIGN.md principle 8, offline first): the explicit path (config value or
-``--set model.<key>=...``), the requirement's environment variable, the Hugging Face
-cache (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or ``~/.cache/huggingface/hub``, layout
-``models--org--name/snapshots/<revision>/``), then the default paths. Nothing is
-ever downloaded. Importable without torch.
+Order (offline first: nothing is ever downloaded): the explicit path (a config value such
+as ``--set model.<key>=...``), the requirement's environment variable, the Hugging Face
+cache, then the default paths. The cache directory is resolved at call time
+(``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or ``~/.cache/huggingface/hub``); its snapshots are read
+through ``huggingface_hub`` (``scan_cache_dir`` lists a repo's revisions, the ``refs/main``
+one first, and ``try_to_load_from_cache`` finds an expected file in a revision), imported only
+when a requirement names an HF repo. Importable without torch.
 """
 from __future__ import annotations
 
@@ -49,26 +51,47 @@ def hf_hub_cache() -> Path:
     return base / "huggingface" / "hub"
 
 
+def _split_repo(repo: str) -> tuple[str, str]:
+    """``org/name`` -> ("model", "org/name"); ``datasets/org/name`` -> ("dataset", "org/name")."""
+    if repo.startswith(("datasets/", "spaces/")):
+        kind, _, repo_id = repo.partition("/")
+        return kind[:-1], repo_id
+    return "model", repo
+
+
 def hf_repo_dir(repo: str, cache: Path | None = None) -> Path:
     """``org/name`` -> ``<cache>/models--org--name``; ``datasets/org/name`` -> ``datasets--org--name``."""
-    kind = "models"
-    if repo.startswith(("datasets/", "spaces/")):
-        kind, _, repo = repo.partition("/")
-    return (cache or hf_hub_cache()) / f"{kind}--{repo.replace('/', '--')}"
+    from huggingface_hub.file_download import repo_folder_name
+
+    repo_type, repo_id = _split_repo(repo)
+    return (cache or hf_hub_cache()) / repo_folder_name(repo_id=repo_id, repo_type=repo_type)
 
 
-def hf_snapshots(repo: str, cache: Path | None = None) -> list[Path]:
-    """Snapshot directories of ``repo`` in the HF cache, the ``refs/main`` one first, then newest first."""
+def _hf_candidates(repo: str, must_contain: tuple[str, ...]) -> list[Candidate]:
+    """One candidate per cached revision of ``repo``: the ``refs/main`` one first, then the newest first."""
+    from huggingface_hub import scan_cache_dir, try_to_load_from_cache
+
+    cache = hf_hub_cache()
     root = hf_repo_dir(repo, cache)
-    snaps_dir = root / "snapshots"
-    if not snaps_dir.is_dir():
-        return []
-    snaps = sorted((p for p in snaps_dir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
-    main_ref = root / "refs" / "main"
-    if main_ref.is_file():
-        head = main_ref.read_text().strip()
-        snaps.sort(key=lambda p: p.name != head)  # stable: keeps newest-first among the rest
-    return snaps
+    absent = root / "snapshots" / "*"
+    if not root.is_dir():
+        return [Candidate("hf-cache", absent, False, "not in cache")]
+    repo_type, repo_id = _split_repo(repo)
+    info = scan_cache_dir(cache)
+    cached = next((r for r in info.repos if r.repo_id == repo_id and r.repo_type == repo_type), None)
+    if cached is None:  # huggingface_hub found the folder unusable; say why
+        why = next((str(w) for w in info.warnings if root.name in str(w)), "no usable snapshot")
+        return [Candidate("hf-cache", absent, False, f"corrupted cache entry: {why}")]
+    revisions = sorted(cached.revisions, key=lambda r: r.last_modified, reverse=True)
+    revisions.sort(key=lambda r: "main" not in r.refs)  # stable: newest-first among the rest
+    out = []
+    for rev in revisions:
+        snap = root / "snapshots" / rev.commit_hash  # unresolved, as the user sees it
+        found = [f for f in must_contain if isinstance(
+            try_to_load_from_cache(repo_id, f, cache_dir=cache, revision=rev.commit_hash, repo_type=repo_type), str)]
+        ok = bool(found) or not must_contain
+        out.append(Candidate("hf-cache", snap, ok, "" if ok else f"directory lacks any of: {', '.join(must_contain)}"))
+    return out or [Candidate("hf-cache", absent, False, "not in cache")]
 
 
 def _check(path: Path, must_contain: tuple[str, ...]) -> tuple[bool, str]:
@@ -109,12 +132,7 @@ def search(
         else:
             out.append(Candidate(f"env:{req.env_var}", None, False, "not set"))
     if req.hf_repo:
-        snaps = hf_snapshots(req.hf_repo)
-        if not snaps:
-            out.append(Candidate("hf-cache", hf_repo_dir(req.hf_repo) / "snapshots" / "*", False, "not in cache"))
-        for snap in snaps:
-            ok, note = _check(snap, req.must_contain)
-            out.append(Candidate("hf-cache", snap, ok, note))
+        out += _hf_candidates(req.hf_repo, req.must_contain)
     for d in req.default_paths:
         p = Path(os.path.expandvars(d)).expanduser()
         ok, note = _check(p, req.must_contain)
@@ -127,8 +145,9 @@ def missing_message(req: Requirement, candidates: list[Candidate]) -> str:
     lines = [f"{req.name} not found. Searched, in order:"]
     lines += [f"  - {c.describe()}" for c in candidates] or ["  - (no locations configured)"]
     how = []
-    if req.config_key:
-        how.append(f"pass --set model.{req.config_key}=/path")
+    if req.config_key:  # a dotted key is a suite config key; a bare one is an adapter option (model.*)
+        key = req.config_key if "." in req.config_key else f"model.{req.config_key}"
+        how.append(f"pass --set {key}=/path")
     if req.env_var:
         how.append(f"export {req.env_var}=/path")
     if req.hf_repo:

@@ -2,17 +2,17 @@
 
 Why the statistics are a mergeable (count, mean, scatter) triple: every rank/shard/batch
 accumulates its own and they combine exactly (Chan et al.'s pairwise update), so the
-result does not depend on batch size or shard count (DESIGN.md principle 4). Everything is
-float64 and the covariance uses N-1, as pytorch-fid, torch-fidelity and the DC-AE evaluator.
+result does not depend on batch size or shard count. Everything is float64 and the
+covariance uses N-1, as pytorch-fid, torch-fidelity and the DC-AE evaluator.
 
 Why stats carry a protocol: an rFID is only meaningful against reference statistics made
-from *the same crop, resize path and weights* (PITFALLS.md 7). A stats file stores the
-protocol it was made with, and :func:`fid_from_stats` refuses to compare two protocols
-that differ instead of returning a silently wrong number.
+from *the same crop, resize path and weights*; another crop or resize path shifts FID by more
+than the differences the paper reports. A stats file stores the protocol it was made with, and
+:func:`fid_from_stats` refuses to compare two protocols that differ instead of returning a
+silently wrong number. KID is torch-fidelity's estimator, called on our feature arrays.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import warnings
@@ -22,8 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from harness.api import MetricSpec
-from harness.api import UserError
+from harness.api import DataError, MetricSpec, MissingResourceError, UserError
 
 SQRTM_EPS = 1e-6  # pytorch-fid / clean-fid / DC-AE: offset added to both covariances if sqrtm is not finite
 IMAG_TOL = 1e-3  # allowed imaginary part on the diagonal of sqrtm's result
@@ -40,6 +39,15 @@ def protocol_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, tuple
     return {k: (ja.get(k), jb.get(k)) for k in sorted(set(ja) | set(jb)) if ja.get(k) != jb.get(k)}
 
 
+def fid_protocol(extractor_description: Mapping[str, Any], *, dataset: str, crop: str, resolution: Any) -> dict[str, Any]:
+    """The protocol of FID statistics: which images, cropped how, then the extractor's ``describe()``.
+
+    Suites and ``dcar-bench stats make`` build it here so a reference file made by the command is
+    accepted by a run of the same settings, and refused otherwise.
+    """
+    return {"dataset": dataset, "crop": crop, "resolution": resolution, **dict(extractor_description)}
+
+
 def check_same_protocol(a: Mapping[str, Any], b: Mapping[str, Any], *, what: str = "statistics") -> None:
     diff = protocol_diff(a, b)
     if diff:
@@ -54,7 +62,8 @@ def check_same_protocol(a: Mapping[str, Any], b: Mapping[str, Any], *, what: str
 class FeatureStats:
     """Mergeable float64 first/second moments of a feature set.
 
-    ``scatter`` is sum((x - mean)(x - mean)^T); ``cov`` = scatter / (n - 1).
+    ``scatter`` is sum((x - mean)(x - mean)^T); ``cov`` = scatter / (n - 1). ``protocol`` is what
+    must match for two statistics to be compared; ``meta`` only says where they came from.
     """
 
     dim: int
@@ -62,6 +71,7 @@ class FeatureStats:
     n: int = 0
     mean: np.ndarray | None = None
     scatter: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # provenance (source, image count, input digest); not compared
 
     def __post_init__(self) -> None:
         if self.mean is None:
@@ -116,50 +126,102 @@ class FeatureStats:
     # ------------------------------------------------------------------ files
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {
+        arrays = {
             "mu": self.mean,
             "sigma": self.cov,
             "n": np.asarray(self.n, dtype=np.int64),
             "scatter": self.scatter,
             "protocol_json": np.asarray(json.dumps(self.protocol, sort_keys=True, default=str)),
         }
+        if self.meta:
+            arrays["meta_json"] = np.asarray(json.dumps(self.meta, sort_keys=True, default=str))
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], *, source: str = "arrays") -> "FeatureStats":
-        missing = [k for k in ("mu", "n", "scatter", "protocol_json") if k not in arrays]
-        if missing:
-            raise ValueError(
-                f"{source} is not a dcar-bench statistics file (missing {missing}); files without a recorded "
-                f"protocol (e.g. a bare mu/sigma npz) must be imported with import_mu_sigma(..., protocol=...)"
-            )
-        mu = np.asarray(arrays["mu"], dtype=np.float64)
-        return cls(
-            dim=mu.shape[0],
-            protocol=json.loads(str(arrays["protocol_json"])),
-            n=int(arrays["n"]),
-            mean=mu,
-            scatter=np.asarray(arrays["scatter"], dtype=np.float64),
-        )
+        header = StatsHeader.from_arrays(arrays, source=source)
+        return cls(dim=header.dim, protocol=header.protocol, n=header.n,
+                   mean=np.asarray(arrays["mu"], dtype=np.float64),
+                   scatter=np.asarray(arrays["scatter"], dtype=np.float64), meta=header.meta)
 
     def save(self, path: str | os.PathLike) -> str:
-        """Write an ``.npz`` (mu, sigma, n, scatter, protocol_json) atomically; returns its sha256."""
-        from harness.io import atomic_write_bytes
+        """Write an ``.npz`` (mu, sigma, n, scatter, protocol_json[, meta_json]) atomically; returns its sha256."""
+        from harness.io import atomic_write_bytes, npz_bytes
 
-        buf = io.BytesIO()
-        np.savez(buf, **self.to_arrays())
-        return atomic_write_bytes(path, buf.getvalue())
+        return atomic_write_bytes(path, npz_bytes(**self.to_arrays()))
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, expected_protocol: Mapping[str, Any] | None = None) -> "FeatureStats":
         """Read a stats file; if ``expected_protocol`` is given, refuse a file made with another one."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"statistics file not found: {path}")
-        with np.load(path, allow_pickle=False) as data:
+        with _open_stats(path) as data:
             stats = cls.from_arrays({k: data[k] for k in data.files}, source=str(path))
         if expected_protocol is not None:
             check_same_protocol(stats.protocol, expected_protocol, what=f"reference statistics {path}")
         return stats
+
+
+STATS_FILE_KEYS = ("mu", "n", "scatter", "protocol_json")
+
+
+@dataclass(frozen=True)
+class StatsHeader:
+    """What a stats file says about itself (count, dimension, protocol, provenance), without its matrices."""
+
+    n: int
+    dim: int
+    protocol: dict[str, Any]
+    meta: dict[str, Any]
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any], *, source: str) -> "StatsHeader":
+        """``arrays`` may be a lazy ``NpzFile``: only ``n``, ``protocol_json``, ``meta_json`` and ``mu`` are read."""
+        keys = set(arrays.files if hasattr(arrays, "files") else arrays)
+        missing = [k for k in STATS_FILE_KEYS if k not in keys]
+        if missing:
+            raise DataError(
+                f"{source} is not a dcar-bench statistics file (missing {missing}); files without a recorded "
+                f"protocol (e.g. a bare mu/sigma npz) must be imported with import_mu_sigma(..., protocol=...)"
+            )
+        try:
+            protocol = json.loads(str(arrays["protocol_json"]))
+            meta = json.loads(str(arrays["meta_json"])) if "meta_json" in keys else {}
+            n, dim = int(arrays["n"]), int(np.shape(arrays["mu"])[0])
+        except (ValueError, TypeError, IndexError) as exc:
+            raise DataError(f"{source}: unreadable statistics header ({type(exc).__name__}: {exc})") from exc
+        return cls(n=n, dim=dim, protocol=protocol, meta=meta)
+
+
+def _open_stats(path: str | os.PathLike) -> Any:
+    """``np.load`` of a stats file, with the user errors a wrong path or a non-npz file deserve."""
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingResourceError(f"statistics file not found: {path} (make one with `dcar-bench stats make`)")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} is not a dcar-bench statistics file (cannot be read as .npz: {exc})") from exc
+    if not hasattr(data, "files"):
+        raise DataError(f"{path} is not a dcar-bench statistics file (a bare .npy array, not an .npz)")
+    return data
+
+
+def check_reference_stats(path: str | os.PathLike, expected_protocol: Mapping[str, Any] | None = None, *,
+                          min_n: int = 2) -> StatsHeader:
+    """Cheap plan-time check of a reference stats file: header only, the matrices are not read.
+
+    Refuses (as one-line user errors) a missing or non-stats file, a protocol other than
+    ``expected_protocol``, and fewer than ``min_n`` samples (a covariance needs 2).
+    """
+    with _open_stats(path) as data:
+        header = StatsHeader.from_arrays(data, source=str(path))
+    if expected_protocol is not None:
+        check_same_protocol(header.protocol, expected_protocol, what=f"reference statistics {path}")
+    if header.n < min_n:
+        raise DataError(f"reference statistics {path} hold {header.n} sample(s); need at least {min_n} "
+                        f"for a covariance")
+    return header
 
 
 def import_mu_sigma(path: str | os.PathLike, n: int, protocol: Mapping[str, Any]) -> FeatureStats:
@@ -167,9 +229,9 @@ def import_mu_sigma(path: str | os.PathLike, n: int, protocol: Mapping[str, Any]
 
     The caller vouches for the protocol; ``n`` is needed to rebuild the scatter matrix.
     """
-    with np.load(path, allow_pickle=False) as data:
+    with _open_stats(path) as data:
         if "mu" not in data.files or "sigma" not in data.files:
-            raise ValueError(f"{path}: expected arrays 'mu' and 'sigma', found {data.files}")
+            raise DataError(f"{path}: expected arrays 'mu' and 'sigma', found {data.files}")
         mu = np.asarray(data["mu"], dtype=np.float64)
         sigma = np.asarray(data["sigma"], dtype=np.float64)
     return FeatureStats(mu.shape[0], dict(protocol), int(n), mu, sigma * (int(n) - 1))
@@ -254,36 +316,27 @@ def _mean_cov(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s.mean, s.cov
 
 
-def _poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return (x @ y.T / x.shape[1] + 1.0) ** 3
-
-
-def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
-    m = x.shape[0]
-    kxx, kyy, kxy = _poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)
-    within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-    return float(within - 2.0 * kxy.sum() / (m * m))
-
-
 def kid_from_features(feats1: np.ndarray, feats2: np.ndarray, *, subsets: int = 100, subset_size: int = 1000,
                       seed: int = 0) -> tuple[float, float]:
-    """KID (mean, std over subsets): unbiased MMD^2 with the cubic polynomial kernel (x.y/d + 1)^3.
+    """KID (mean, std over subsets) by torch-fidelity's ``kid_features_to_metric``.
 
-    Subsets of ``subset_size`` are drawn without replacement from each set with a
-    ``numpy.random.RandomState(seed)``, the same draw order as torch-fidelity.
+    Unbiased MMD^2 with the cubic polynomial kernel (x.y/d + 1)^3 on float64 features; subsets
+    of ``subset_size`` are drawn without replacement from each set with
+    ``numpy.random.RandomState(seed)``. Arguments are checked here so a bad one is named.
     """
+    import torch
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
     f1, f2 = _as_features(feats1), _as_features(feats2, dim=np.asarray(feats1).shape[1])
     if subsets < 1:
         raise ValueError(f"subsets must be >= 1, got {subsets}")
     if subset_size < 2 or subset_size > min(len(f1), len(f2)):
         raise ValueError(f"KID subset_size {subset_size} must be in [2, min(N1, N2) = {min(len(f1), len(f2))}]")
-    rng = np.random.RandomState(seed)
-    vals = np.empty(subsets)
-    for i in range(subsets):
-        a = f1[rng.choice(len(f1), subset_size, replace=False)]
-        b = f2[rng.choice(len(f2), subset_size, replace=False)]
-        vals[i] = _mmd2_unbiased(a, b)
-    return float(vals.mean()), float(vals.std())
+    out = kid_features_to_metric(torch.from_numpy(f1), torch.from_numpy(f2), kid_subsets=int(subsets),
+                                 kid_subset_size=int(subset_size), rng_seed=int(seed), kid_kernel="poly",
+                                 kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1,
+                                 verbose=False)
+    return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD])
 
 
 # --------------------------------------------------------------------------- metric objects
@@ -318,8 +371,9 @@ class KID:
             name="kid",
             direction="lower",
             params={"kernel": "polynomial (x.y/d + 1)^3", "estimator": "unbiased MMD^2", "subsets": subsets,
-                    "subset_size": subset_size, "rng": f"numpy RandomState({seed})"},
-            reference="torch-fidelity 0.4.0 kid_features_to_metric; clean-fid 0.1.35 kernel_distance",
+                    "subset_size": subset_size, "rng": f"numpy RandomState({seed})",
+                    "implementation": "torch_fidelity.metric_kid.kid_features_to_metric"},
+            reference="torch-fidelity 0.4.0 kid_features_to_metric (computes it); clean-fid 0.1.35 kernel_distance",
         )
 
     def __call__(self, feats1: np.ndarray, feats2: np.ndarray) -> tuple[float, float]:

@@ -1,33 +1,37 @@
-"""FID-Inception (pool3, 2048-d): the network, its weights, and the resize paths of each protocol.
+"""FID-Inception (pool3, 2048-d) computed by the field's libraries, with the resize path of each protocol.
 
-Why our own module instead of calling torch-fidelity: the DC-AE evaluator (Table 1) and
-pytorch-fid/Sana (MJHQ, Table 2) feed the network *float* images resized with PyTorch's
-bilinear interpolation, while torch-fidelity's extractor only accepts uint8 and always
-resizes the TensorFlow-1.x way. One network with the resize path as a named option serves
-both; the tests check that the ``"bilinear_tf1x"`` path gives torch-fidelity's features on
-the same weights, so the network itself is verified against the reference library.
+Why two libraries: the conventions differ in how a picture reaches the 299x299 network input,
+and each convention has a reference implementation that we call instead of re-implementing it:
 
-Weights: the TF-ported 2015-12-05 Inception (1008 classes) that pytorch-fid and
-torch-fidelity download as ``pt_inception-2015-12-05-6726825d.pth`` /
-``weights-inception-2015-12-05-6726825d.pth`` (same state-dict keys). We never download:
-the file comes from an explicit path, ``$DCAR_FID_INCEPTION`` or the torch hub cache.
-``random_init_seed`` builds a Kaiming-initialised network for tests and smoke runs (default
-initialisation gives degenerate features); results from it are flagged ``real_weights=False``.
+* ``"bilinear_tf1x"``: torch-fidelity's ``FeatureExtractorInceptionV3`` (uint8 in, TensorFlow-1.x
+  bilinear resize, ``(x - 128) / 128``): the torch-fidelity / TiTok evaluator convention.
+* ``"bilinear_pytorch"``: pytorch-fid's ``InceptionV3`` (``x / 255`` in, ``F.interpolate`` bilinear,
+  ``align_corners=False``, no antialias, ``2x - 1``): the DC-AE evaluator, pytorch-fid and Sana's
+  MJHQ toolkit.
+
+Weights: the TF-ported 2015-12-05 Inception (1008 classes) that pytorch-fid and torch-fidelity
+download as ``pt_inception-2015-12-05-6726825d.pth`` / ``weights-inception-2015-12-05-6726825d.pth``
+(same state-dict keys). We never download: the file comes from an explicit path,
+``$DCAR_FID_INCEPTION`` or the torch hub cache, is read here with ``weights_only=True`` and is
+handed to the library's constructor in place of its download call, so the library loads it
+strictly into its own module. ``random_init_seed`` hands over seeded Kaiming-normal weights
+instead (for tests and smoke runs; default initialisation gives degenerate features); results from
+them are flagged ``real_weights=False``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
+from unittest import mock
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from harness.api import Requirement
-from harness.io import file_sha256
+from harness.api import DataError, Requirement
 from harness.images import check_batch, to_uint8
+from harness.io import file_sha256
 
 WEIGHTS_FILENAMES = (
     "weights-inception-2015-12-05-6726825d.pth",  # torch-fidelity's name
@@ -47,6 +51,11 @@ RESIZE_PATHS = {
     "(DC-AE evaluator, pytorch-fid, Sana's MJHQ toolkit)",
     "bilinear_tf1x": "uint8 -> TF1.x bilinear resize to 299 (align_corners=False, no half-pixel offset) -> (x-128)/128 "
     "(torch-fidelity, TiTok evaluator)",
+}
+#: resize path -> (pip distribution, class) that computes it
+LIBRARIES = {
+    "bilinear_pytorch": ("pytorch-fid", "pytorch_fid.inception.InceptionV3"),
+    "bilinear_tf1x": ("torch-fidelity", "torch_fidelity.feature_extractor_inceptionv3.FeatureExtractorInceptionV3"),
 }
 
 
@@ -73,163 +82,32 @@ def fid_inception_requirement() -> Requirement:
     )
 
 
-# --------------------------------------------------------------------------- network
+def resolve_weights_path(weights_path: str | os.PathLike | None = None) -> Path:
+    """Explicit path, then ``$DCAR_FID_INCEPTION``, then the torch hub cache; never downloads."""
+    from harness.resources import locate
+
+    return locate(fid_inception_requirement(), weights_path)
 
 
-class BasicConv2d(nn.Module):
-    """Conv (no bias) + BatchNorm (eps 1e-3, as in the TF graph) + ReLU."""
-
-    def __init__(self, in_ch: int, out_ch: int, **conv_kwargs: Any):
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, bias=False, **conv_kwargs)
-        self.bn = nn.BatchNorm2d(out_ch, eps=0.001)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)))
+# --------------------------------------------------------------------------- weights
 
 
-def _tf_avg_pool(x: torch.Tensor) -> torch.Tensor:
-    # TF's 3x3 average pool ignores the zero padding in the divisor
-    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+def random_state_dict(seed: int) -> dict[str, torch.Tensor]:
+    """Seeded Kaiming-normal weights with the official file's keys and shapes (BN at identity).
 
+    The skeleton is torchvision's ``Inception3(num_classes=1008, aux_logits=False)``, the module
+    pytorch-fid patches into the FID network: same parameter names and shapes as the 2015-12-05
+    file. Convs get Kaiming-normal (fan-in, ReLU) from one ``torch.Generator(seed)`` in module order,
+    so test features are informative and reproducible; the global RNG is left untouched.
+    """
+    import torch.nn as nn
+    from torchvision.models.inception import Inception3
 
-class InceptionA(nn.Module):
-    def __init__(self, in_ch: int, pool_features: int):
-        super().__init__()
-        self.branch1x1 = BasicConv2d(in_ch, 64, kernel_size=1)
-        self.branch5x5_1 = BasicConv2d(in_ch, 48, kernel_size=1)
-        self.branch5x5_2 = BasicConv2d(48, 64, kernel_size=5, padding=2)
-        self.branch3x3dbl_1 = BasicConv2d(in_ch, 64, kernel_size=1)
-        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
-        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, padding=1)
-        self.branch_pool = BasicConv2d(in_ch, pool_features, kernel_size=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b5 = self.branch5x5_2(self.branch5x5_1(x))
-        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        return torch.cat([self.branch1x1(x), b5, b3, self.branch_pool(_tf_avg_pool(x))], 1)
-
-
-class InceptionB(nn.Module):
-    def __init__(self, in_ch: int):
-        super().__init__()
-        self.branch3x3 = BasicConv2d(in_ch, 384, kernel_size=3, stride=2)
-        self.branch3x3dbl_1 = BasicConv2d(in_ch, 64, kernel_size=1)
-        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
-        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, stride=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        return torch.cat([self.branch3x3(x), b3, F.max_pool2d(x, kernel_size=3, stride=2)], 1)
-
-
-class InceptionC(nn.Module):
-    def __init__(self, in_ch: int, channels_7x7: int):
-        super().__init__()
-        c7 = channels_7x7
-        self.branch1x1 = BasicConv2d(in_ch, 192, kernel_size=1)
-        self.branch7x7_1 = BasicConv2d(in_ch, c7, kernel_size=1)
-        self.branch7x7_2 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
-        self.branch7x7_3 = BasicConv2d(c7, 192, kernel_size=(7, 1), padding=(3, 0))
-        self.branch7x7dbl_1 = BasicConv2d(in_ch, c7, kernel_size=1)
-        self.branch7x7dbl_2 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
-        self.branch7x7dbl_3 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
-        self.branch7x7dbl_4 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
-        self.branch7x7dbl_5 = BasicConv2d(c7, 192, kernel_size=(1, 7), padding=(0, 3))
-        self.branch_pool = BasicConv2d(in_ch, 192, kernel_size=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        d = self.branch7x7dbl_1(x)
-        for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
-            d = layer(d)
-        return torch.cat([self.branch1x1(x), b7, d, self.branch_pool(_tf_avg_pool(x))], 1)
-
-
-class InceptionD(nn.Module):
-    def __init__(self, in_ch: int):
-        super().__init__()
-        self.branch3x3_1 = BasicConv2d(in_ch, 192, kernel_size=1)
-        self.branch3x3_2 = BasicConv2d(192, 320, kernel_size=3, stride=2)
-        self.branch7x7x3_1 = BasicConv2d(in_ch, 192, kernel_size=1)
-        self.branch7x7x3_2 = BasicConv2d(192, 192, kernel_size=(1, 7), padding=(0, 3))
-        self.branch7x7x3_3 = BasicConv2d(192, 192, kernel_size=(7, 1), padding=(3, 0))
-        self.branch7x7x3_4 = BasicConv2d(192, 192, kernel_size=3, stride=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b3 = self.branch3x3_2(self.branch3x3_1(x))
-        b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
-        return torch.cat([b3, b7, F.max_pool2d(x, kernel_size=3, stride=2)], 1)
-
-
-class InceptionE(nn.Module):
-    """The last two blocks; the TF graph max-pools in the second one (``pool="max"``)."""
-
-    def __init__(self, in_ch: int, pool: str):
-        super().__init__()
-        self.pool = pool
-        self.branch1x1 = BasicConv2d(in_ch, 320, kernel_size=1)
-        self.branch3x3_1 = BasicConv2d(in_ch, 384, kernel_size=1)
-        self.branch3x3_2a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
-        self.branch3x3_2b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
-        self.branch3x3dbl_1 = BasicConv2d(in_ch, 448, kernel_size=1)
-        self.branch3x3dbl_2 = BasicConv2d(448, 384, kernel_size=3, padding=1)
-        self.branch3x3dbl_3a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
-        self.branch3x3dbl_3b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
-        self.branch_pool = BasicConv2d(in_ch, 192, kernel_size=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.branch3x3_1(x)
-        b3 = torch.cat([self.branch3x3_2a(s), self.branch3x3_2b(s)], 1)
-        d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
-        bd = torch.cat([self.branch3x3dbl_3a(d), self.branch3x3dbl_3b(d)], 1)
-        if self.pool == "max":
-            p = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
-        else:
-            p = _tf_avg_pool(x)
-        return torch.cat([self.branch1x1(x), b3, bd, self.branch_pool(p)], 1)
-
-
-class FIDInceptionV3(nn.Module):
-    """Inception-v3 as in the TF 2015-12-05 graph; attribute names give the official state-dict keys."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
-        self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
-        self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
-        self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
-        self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3)
-        self.Mixed_5b = InceptionA(192, pool_features=32)
-        self.Mixed_5c = InceptionA(256, pool_features=64)
-        self.Mixed_5d = InceptionA(288, pool_features=64)
-        self.Mixed_6a = InceptionB(288)
-        self.Mixed_6b = InceptionC(768, channels_7x7=128)
-        self.Mixed_6c = InceptionC(768, channels_7x7=160)
-        self.Mixed_6d = InceptionC(768, channels_7x7=160)
-        self.Mixed_6e = InceptionC(768, channels_7x7=192)
-        self.Mixed_7a = InceptionD(768)
-        self.Mixed_7b = InceptionE(1280, pool="avg")
-        self.Mixed_7c = InceptionE(2048, pool="max")
-        self.fc = nn.Linear(2048, 1008)  # unused for FID; kept so the official file loads strictly
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised (B, 3, 299, 299) input in [-1, 1] -> pool3 features (B, 2048)."""
-        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
-        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
-        for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c,
-                      self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
-            x = block(x)
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-
-
-def kaiming_init_(model: FIDInceptionV3, seed: int) -> FIDInceptionV3:
-    """Seeded Kaiming-normal convs (BN at identity) so test features are informative, not degenerate."""
+    with torch.random.fork_rng(devices=[]):
+        skeleton = Inception3(num_classes=1008, aux_logits=False, init_weights=False)
     g = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
-        for m in model.modules():
+        for m in skeleton.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu", generator=g)
             elif isinstance(m, nn.BatchNorm2d):
@@ -238,53 +116,85 @@ def kaiming_init_(model: FIDInceptionV3, seed: int) -> FIDInceptionV3:
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, std=0.01, generator=g)
                 nn.init.zeros_(m.bias)
-    return model
+    return skeleton.state_dict()
 
 
-# --------------------------------------------------------------------------- weights
+def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a weights file safely (``weights_only=True``); a file that is not a state dict is a DataError naming it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and torch errors all mean "not a checkpoint"
+        raise DataError(f"{path} is not an FID-Inception state dict (cannot be read as a torch checkpoint: "
+                        f"{type(exc).__name__}: {_one_line(exc)})") from exc
+    if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
+        raise DataError(f"{path} is not an FID-Inception state dict (expected a mapping of tensor names to tensors, "
+                        f"got {type(state).__name__})")
+    return dict(state)
 
 
-def resolve_weights_path(weights_path: str | os.PathLike | None = None) -> Path:
-    """Explicit path, then ``$DCAR_FID_INCEPTION``, then the torch hub cache; never downloads."""
-    from harness.resources import locate
-
-    return locate(fid_inception_requirement(), weights_path)
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
-# --------------------------------------------------------------------------- preprocessing
+class DownloadRefused(Exception):
+    """A library asked for a URL we do not hand weights over for (a library change); nothing is fetched."""
 
 
-def resize_bilinear_tf1x(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear resize as TF 1.x ``resize_bilinear(align_corners=False)``: src = dst * in/out, no half-pixel shift.
+@contextlib.contextmanager
+def _weights_handed_over(module: Any, url: str, state: Mapping[str, torch.Tensor]) -> Iterator[None]:
+    """While a library builds its network, its download call returns ``state`` instead of fetching ``url``."""
 
-    Source positions are computed in float32 and the width is interpolated before the
-    height, the order torch-fidelity uses, so the two agree to float32 rounding.
+    def load_state_dict_from_url(requested: str, *args: Any, **kwargs: Any) -> Mapping[str, torch.Tensor]:
+        if requested != url:  # a library change we do not know; never let it reach the network
+            raise DownloadRefused(f"refusing to download {requested}: dcar-bench hands over local weights only")
+        return state
+
+    with mock.patch.object(module, "load_state_dict_from_url", load_state_dict_from_url):
+        yield
+
+
+def build_library_network(resize: str, state: Mapping[str, torch.Tensor], *, source: str = "weights",
+                          resize_input: bool = True, normalize_input: bool = True) -> torch.nn.Module:
+    """The library module of ``resize``'s convention, holding ``state`` (loaded strictly by the library).
+
+    ``resize_input`` / ``normalize_input`` apply to pytorch-fid's module only (tests use them to
+    feed both libraries one prepared input); torch-fidelity's always resizes from uint8.
     """
-    def axis(n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        src = torch.arange(size, dtype=torch.float32) * torch.tensor(n_in / size, dtype=torch.float32)
-        lo = src.long()
-        hi = (lo + 1).clamp(max=n_in - 1)
-        return lo.to(x.device), hi.to(x.device), (src - lo.float()).to(device=x.device, dtype=x.dtype)
+    if resize not in RESIZE_PATHS:
+        raise ValueError(f"unknown Inception resize path {resize!r}; choose one of {sorted(RESIZE_PATHS)}")
+    try:
+        with torch.random.fork_rng(devices=[]):  # the libraries' default inits must not move the global RNG
+            if resize == "bilinear_tf1x":
+                import torch_fidelity.feature_extractor_inceptionv3 as lib
 
-    h_lo, h_hi, h_w = axis(x.shape[-2])
-    w_lo, w_hi, w_w = axis(x.shape[-1])
-    top, bottom = x[..., h_lo, :], x[..., h_hi, :]
-    top = top[..., w_lo] + (top[..., w_hi] - top[..., w_lo]) * w_w
-    bottom = bottom[..., w_lo] + (bottom[..., w_hi] - bottom[..., w_lo]) * w_w
-    return top + (bottom - top) * h_w.view(-1, 1)
+                with _weights_handed_over(lib, lib.URL_INCEPTION_V3, state):
+                    net = lib.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+            else:
+                import pytorch_fid.inception as lib
+
+                with _weights_handed_over(lib, lib.FID_WEIGHTS_URL, state):
+                    net = lib.InceptionV3([lib.InceptionV3.BLOCK_INDEX_BY_DIM[FEATURE_DIM]],
+                                          resize_input=resize_input, normalize_input=normalize_input)
+    except ImportError as exc:
+        from harness.api import MissingDependencyError
+
+        raise MissingDependencyError(f"the {resize} Inception path needs {LIBRARIES[resize][0]}: "
+                                     f"pip install 'dcar-bench[fid]' ({exc})") from exc
+    except RuntimeError as exc:  # strict load_state_dict: missing/unexpected keys or wrong shapes
+        raise DataError(f"{source} is not an FID-Inception state dict (Inception-v3 2015-12-05, 1008 classes): "
+                        f"{_one_line(exc)}") from exc
+    return net.eval().requires_grad_(False)
 
 
-def prepare_input(images_u8: torch.Tensor, resize: str) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> the network input (B, 3, 299, 299) in [-1, 1] along the named resize path."""
-    if resize == "bilinear_pytorch":
-        x = images_u8.float() / 255.0
-        if tuple(x.shape[-2:]) != (INPUT_SIZE, INPUT_SIZE):
-            x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
-        return 2.0 * x - 1.0
-    if resize == "bilinear_tf1x":
-        x = resize_bilinear_tf1x(images_u8.float(), INPUT_SIZE)
-        return (x - 128.0) / 128.0
-    raise ValueError(f"unknown Inception resize path {resize!r}; choose one of {sorted(RESIZE_PATHS)}")
+def library_version(resize: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    dist, cls = LIBRARIES[resize]
+    try:
+        return f"{dist} {version(dist)} {cls}"
+    except PackageNotFoundError:
+        return f"{dist} (not installed) {cls}"
 
 
 # --------------------------------------------------------------------------- extractor
@@ -314,25 +224,21 @@ class InceptionFeatureExtractor:
         self.resize = resize
         self.batch_size = int(batch_size)
         self.device = torch.device(device)
-        net = FIDInceptionV3()
         if random_init_seed is not None:
             if weights_path:
                 raise ValueError("give either weights_path or random_init_seed, not both")
-            kaiming_init_(net, random_init_seed)
+            state = random_state_dict(random_init_seed)
             self.weights_id = f"random-init:kaiming-normal:{int(random_init_seed)}"
             self.weights_file = None
             self.real_weights = False
         else:
             path = resolve_weights_path(weights_path)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            try:
-                net.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise ValueError(f"{path} is not an FID-Inception state dict: {exc}") from exc
+            state = load_weights_file(path)
             self.weights_id = "sha256:" + file_sha256(path)
             self.weights_file = str(path)
             self.real_weights = True
-        self.net = net.eval().requires_grad_(False).to(self.device)
+        self.library = library_version(resize)
+        self.net = build_library_network(resize, state, source=self.weights_file or self.weights_id).to(self.device)
 
     def describe(self) -> dict[str, Any]:
         """What determines the features (goes into cache keys and stats protocols)."""
@@ -346,6 +252,11 @@ class InceptionFeatureExtractor:
             "network_dtype": "float32",
         }
 
+    def _features(self, u8: torch.Tensor) -> torch.Tensor:
+        if self.resize == "bilinear_tf1x":
+            return self.net(u8)[0]
+        return self.net(u8.float() / 255.0)[0].flatten(1)
+
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> np.ndarray:
         """(B, 3, H, W) float [0,1] or uint8 -> (B, 2048) float64 numpy."""
@@ -354,10 +265,8 @@ class InceptionFeatureExtractor:
         elif images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images: expected shape (B, 3, H, W), got {tuple(images.shape)}")
         u8 = to_uint8(images)
-        out = []
-        for start in range(0, u8.shape[0], self.batch_size):
-            x = prepare_input(u8[start:start + self.batch_size].to(self.device), self.resize)
-            out.append(self.net(x).double().cpu().numpy())
+        out = [self._features(u8[s:s + self.batch_size].to(self.device)).double().cpu().numpy()
+               for s in range(0, u8.shape[0], self.batch_size)]
         if not out:
             return np.zeros((0, FEATURE_DIM), dtype=np.float64)
         return np.concatenate(out, axis=0)

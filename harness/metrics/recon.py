@@ -1,14 +1,17 @@
 """Per-image reconstruction metrics (PSNR, SSIM, LPIPS) with the DC-AE evaluator's conventions.
 
 Both images are quantised to uint8 first (:func:`harness.images.to_uint8`, round-half-up)
-because that is what the DC-AE evaluator does before every metric (IMAGENET_RECON.md A).
-Every function returns one value per image (float64 numpy); suites store these as
+because the DC-AE evaluator does that before every metric (``(255 * x + 0.5).clamp(0, 255)``
+to uint8). Every function returns one value per image (float64 numpy); suites store these as
 records and average them at aggregation, so the mean does not depend on batching.
 
-SSIM border handling changed in torchmetrics 1.5.0 (PITFALLS.md 6); both variants are
-named options: ``"full"`` (torchmetrics >= 1.5: mean over the whole reflect-padded map) and
-``"valid"`` (torchmetrics < 1.5, scikit-image, MATLAB: the 5-px border is dropped). The
-choice and the version it reproduces are recorded in :attr:`SSIM.spec`.
+SSIM is torchmetrics' ``structural_similarity_index_measure``, called as the DC-AE evaluator
+calls it: uint8 images with ``data_range=(0.0, 255.0)``, whose clamp promotes them to float32
+(``ssim_precision="float32"``, the default). ``"float64"`` feeds the same values as float64
+(it reads up to ~2e-5 higher) and is a named option, not the protocol. The border handling
+changed in torchmetrics 1.5.0 (PR #2721: the 5-px border of the map is no longer dropped);
+both are named options: ``"full"`` (torchmetrics >= 1.5) and ``"valid"`` (torchmetrics < 1.5,
+scikit-image, MATLAB: the map without its border). Both choices are recorded in :attr:`SSIM.spec`.
 """
 from __future__ import annotations
 
@@ -22,6 +25,11 @@ import torch
 from harness.api import MetricSpec, Requirement
 from harness.images import to_uint8
 
+SSIM_PRECISIONS = {
+    "float32": "uint8 images promoted to float32 on 0..255 by torchmetrics' data_range=(0, 255) clamp "
+               "(the DC-AE evaluator's call)",
+    "float64": "the same uint8 values as float64 (reads up to ~2e-5 higher than the evaluator)",
+}
 SSIM_BORDERS = {
     "full": "torchmetrics>=1.5.0 (PR #2721): mean over the full H x W map of the reflect-padded input",
     "valid": "torchmetrics<1.5.0 / scikit-image / MATLAB: mean over the map without its 5-px border",
@@ -54,39 +62,42 @@ def psnr_per_image(reference: torch.Tensor, reconstruction: torch.Tensor) -> np.
 # --------------------------------------------------------------------------- SSIM
 
 
-def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
-    g = torch.exp(-(x / sigma) ** 2 / 2.0)
-    return g / g.sum()
-
-
 def ssim_per_image(reference: torch.Tensor, reconstruction: torch.Tensor, *, border: str = "full",
-                   sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> np.ndarray:
-    """Gaussian SSIM (11x11, sigma 1.5, data range 255) per RGB channel, averaged per image, float64."""
+                   precision: str = "float32", sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> np.ndarray:
+    """Gaussian SSIM (11x11, sigma 1.5, data range 255) per RGB channel, averaged per image (float64 numpy).
+
+    Computed by torchmetrics one image at a time, so a value depends only on its image pair,
+    never on the other images of the batch.
+    """
     if border not in SSIM_BORDERS:
         raise ValueError(f"unknown SSIM border mode {border!r}; choose one of {sorted(SSIM_BORDERS)}")
+    if precision not in SSIM_PRECISIONS:
+        raise ValueError(f"unknown SSIM precision {precision!r}; choose one of {sorted(SSIM_PRECISIONS)}")
     a, b = _pair_u8(reference, reconstruction)
-    size = int(3.5 * sigma + 0.5) * 2 + 1
+    size = int(3.5 * sigma + 0.5) * 2 + 1  # torchmetrics' Gaussian window size
     pad = (size - 1) // 2
     h, w = a.shape[-2:]
     if min(h, w) <= pad:
         raise ValueError(f"images of {h}x{w} are too small for an {size}x{size} SSIM window")
-    from scipy.ndimage import correlate1d
+    try:
+        from torchmetrics.functional.image import structural_similarity_index_measure
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        from harness.api import MissingDependencyError
 
-    x, y = a.numpy().astype(np.float64), b.numpy().astype(np.float64)
-    g = _gaussian_1d(size, sigma).numpy()
-    stack = np.concatenate([x, y, x * x, y * y, x * y])
-    # separable Gaussian along H then W; scipy's "mirror" mode is torch's reflect padding (dcb|abcd|cba)
-    stack = correlate1d(correlate1d(stack, g, axis=2, mode="mirror"), g, axis=3, mode="mirror")
-    mu_x, mu_y, e_xx, e_yy, e_xy = np.split(stack, 5)
-    var_x = np.maximum(e_xx - mu_x ** 2, 0.0)
-    var_y = np.maximum(e_yy - mu_y ** 2, 0.0)
-    cov = e_xy - mu_x * mu_y
-    c1, c2 = (k1 * 255.0) ** 2, (k2 * 255.0) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
-    if border == "valid":
-        ssim_map = ssim_map[..., pad:-pad, pad:-pad]
-    return ssim_map.reshape(ssim_map.shape[0], -1).mean(1)
+        raise MissingDependencyError(f"SSIM needs torchmetrics: pip install 'dcar-bench[recon]' ({exc})") from exc
+    if precision == "float64":
+        a, b = a.double(), b.double()
+    out = np.empty(a.shape[0], dtype=np.float64)
+    for i in range(a.shape[0]):
+        # (reference, reconstruction) in the evaluator's order; data_range as a tuple clamps, which is what
+        # promotes uint8 to float32 (and keeps float64 as float64)
+        value, ssim_map = structural_similarity_index_measure(
+            a[i:i + 1], b[i:i + 1], sigma=sigma, k1=k1, k2=k2, data_range=(0.0, 255.0), reduction="none",
+            return_full_image=True)
+        if border == "valid":
+            value = ssim_map[..., pad:-pad, pad:-pad].reshape(1, -1).mean(-1)
+        out[i] = float(value.reshape(-1)[0])
+    return out
 
 
 # --------------------------------------------------------------------------- metric objects
@@ -116,23 +127,29 @@ class PSNR:
 class SSIM:
     """SSIM with a named border convention; ``spec`` records which library version it reproduces."""
 
-    def __init__(self, border: str = "full"):
+    def __init__(self, border: str = "full", precision: str = "float32"):
         if border not in SSIM_BORDERS:
             raise ValueError(f"unknown SSIM border mode {border!r}; choose one of {sorted(SSIM_BORDERS)}")
-        self.border = border
+        if precision not in SSIM_PRECISIONS:
+            raise ValueError(f"unknown SSIM precision {precision!r}; choose one of {sorted(SSIM_PRECISIONS)}")
+        self.border, self.precision = border, precision
         self.spec = MetricSpec(
             name="ssim", direction="higher",
             params={"window": "gaussian 11x11", "sigma": 1.5, "k1": 0.01, "k2": 0.03, "data_range": 255,
                     "channels": "per RGB channel, averaged", "variance": "population", "border": border,
                     "border_convention": SSIM_BORDERS[border], "quantize": "uint8 round-half-up",
+                    "ssim_precision": precision, "precision_convention": SSIM_PRECISIONS[precision],
+                    "implementation": "torchmetrics.functional.image.structural_similarity_index_measure, "
+                                      "one image per call, data_range=(0.0, 255.0)",
                     "torchmetrics_installed": _version("torchmetrics"),
                     "scikit_image_installed": _version("scikit-image")},
-            reference=("torchmetrics 1.9.0 structural_similarity_index_measure" if border == "full"
-                       else "skimage.metrics.structural_similarity(gaussian_weights, use_sample_covariance=False)"),
+            reference=("torchmetrics 1.9.0 structural_similarity_index_measure (DC-AE evaluator call)"
+                       if border == "full" else
+                       "skimage.metrics.structural_similarity(gaussian_weights, use_sample_covariance=False)"),
         )
 
     def __call__(self, reference: torch.Tensor, reconstruction: torch.Tensor) -> np.ndarray:
-        return ssim_per_image(reference, reconstruction, border=self.border)
+        return ssim_per_image(reference, reconstruction, border=self.border, precision=self.precision)
 
 
 # --------------------------------------------------------------------------- LPIPS

@@ -1,6 +1,9 @@
 """harness.resources.locate: lookup order, HF cache layout, and the error listing every place searched."""
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 from harness.api import MissingResourceError, Requirement
@@ -59,8 +62,37 @@ def test_hf_cache_prefers_refs_main(tmp_path):
     _weights_dir(repo / "snapshots" / "old")
     main = _weights_dir(repo / "snapshots" / "main-rev")
     (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text("main-rev\n")
+    (repo / "refs" / "main").write_text("main-rev")  # huggingface_hub writes the bare hash
     assert locate(REQ) == main
+    # the refs/main revision comes first even when another one is newer
+    newer = _weights_dir(repo / "snapshots" / "newer")
+    os.utime(newer / "model.safetensors", (time.time() + 60, time.time() + 60))
+    assert [c.path for c in search(REQ) if c.source == "hf-cache"][:2] == [main, newer]
+
+
+def test_hf_cache_dir_is_read_at_call_time_from_hf_hub_cache(tmp_path, monkeypatch):
+    """HF_HUB_CACHE set after huggingface_hub was imported still counts (the library reads it at import)."""
+    import huggingface_hub  # noqa: F401
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
+    snap = _weights_dir(tmp_path / "elsewhere" / "models--org--toy-model" / "snapshots" / "rev1", "pytorch_model.bin")
+    assert locate(REQ) == snap
+    # a snapshot without any expected file is listed, marked absent, and skipped
+    _weights_dir(tmp_path / "elsewhere" / "models--org--toy-model" / "snapshots" / "rev0", "README.md")
+    found, cands = status(REQ)
+    assert found == snap
+    rev0 = [c for c in cands if c.path is not None and c.path.name == "rev0"][0]
+    assert not rev0.present and "lacks any of" in rev0.note
+
+
+def test_corrupted_hf_cache_entry_is_reported_with_the_reason(tmp_path):
+    repo = tmp_path / "hf" / "hub" / "models--org--toy-model"
+    _weights_dir(repo / "snapshots" / "abc")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("gone")  # refers to a snapshot that is not there
+    with pytest.raises(MissingResourceError) as exc:
+        locate(REQ)
+    assert "corrupted cache entry" in str(exc.value) and "gone" in str(exc.value)
 
 
 def test_directory_without_expected_files_is_absent(tmp_path, monkeypatch):
@@ -88,3 +120,12 @@ def test_plain_file_is_accepted(tmp_path):
 
 def test_datasets_repo_layout(tmp_path):
     assert hf_repo_dir("datasets/org/data").name == "datasets--org--data"
+
+
+def test_hint_names_a_suite_key_as_is_and_an_adapter_option_under_model():
+    suite_req = Requirement(name="data", description="", config_key="dataset.root")
+    with pytest.raises(MissingResourceError) as exc:
+        locate(suite_req)
+    assert "--set dataset.root=/path" in str(exc.value) and "model.dataset.root" not in str(exc.value)
+    with pytest.raises(MissingResourceError, match=r"--set model\.toy_path=/path"):
+        locate(REQ)

@@ -1,10 +1,12 @@
-"""Images/s of our Inception feature extraction vs torch-fidelity's, same 200 images, same weights, one run.
+"""Images/s of our Inception wrapper vs bare torch-fidelity, same 200 images, same weights, one run.
 
 Not a test (pytest does not collect it): run ``python tests/metrics/bench_inception_speed.py [--size 64]``.
-Both extractors get uint8 batches of 50 and the same Kaiming-initialised weights (saved to a temp file
-and loaded by torch-fidelity), so they do identical work; ours is timed on both resize paths. The
-order is interleaved (ours, theirs, ours, theirs with --reps 2) to spread machine load evenly, and the features
-are compared so the timing is of equivalent computations.
+Our ``bilinear_tf1x`` path *is* torch-fidelity's network, so this measures the wrapper's overhead
+(quantisation, batching, float64 output); ``--both-paths`` also times the ``bilinear_pytorch`` path
+(pytorch-fid's network). Both get uint8 batches of 50 and the same Kaiming-initialised weights
+(saved to a temp file and loaded by torch-fidelity itself). The order is interleaved (ours, theirs,
+ours, theirs with --reps 2) to spread machine load evenly, and the features are compared so the
+timing is of equivalent computations.
 """
 from __future__ import annotations
 
@@ -41,14 +43,14 @@ def main() -> None:
     args = ap.parse_args()
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    from harness.metrics.inception import InceptionFeatureExtractor
+    from harness.metrics.inception import InceptionFeatureExtractor, random_state_dict
 
     images = _images(args.n, args.size)
     ours_tf = InceptionFeatureExtractor(random_init_seed=0, resize="bilinear_tf1x", batch_size=args.batch)
     ours_pt = InceptionFeatureExtractor(random_init_seed=0, resize="bilinear_pytorch", batch_size=args.batch)
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "w.pth")
-        torch.save(ours_tf.net.state_dict(), path)
+        torch.save(random_state_dict(0), path)
         theirs = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=path)
 
     def run_theirs() -> np.ndarray:

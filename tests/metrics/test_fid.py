@@ -1,15 +1,17 @@
-"""FID / KID core: agreement with torch-fidelity and clean-fid, mergeability, protocol refusal."""
+"""FID / KID core: agreement with torch-fidelity and clean-fid, mergeability, protocol refusal, stats headers."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from harness.api import DataError, MissingResourceError, UserError
 from harness.metrics.fid import (
     FID,
     KID,
     FeatureStats,
     ProtocolMismatchError,
     cached_reference_stats,
+    check_reference_stats,
     fid_from_features,
     fid_from_stats,
     frechet_distance,
@@ -186,3 +188,40 @@ def test_kid_equals_torch_fidelity_and_clean_fid():
     assert abs(same_dist) < 0.25 * full
     with pytest.raises(ValueError, match="subset_size"):
         kid_from_features(f1, f2, subset_size=1000)
+
+
+def test_check_reference_stats_reads_only_the_header(tmp_path, monkeypatch):
+    f1, _ = _feature_sets()
+    path = tmp_path / "ref.npz"
+    FeatureStats.from_features(f1, PROTO).save(path)
+    meta = {"num_images": len(f1), "inputs_sha256": "ab" * 32}
+    with_meta = tmp_path / "ref_meta.npz"
+    s = FeatureStats.from_features(f1, PROTO)
+    s.meta = meta
+    s.save(with_meta)
+    read: list[str] = []
+    real_getitem = np.lib.npyio.NpzFile.__getitem__
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", lambda self, k: read.append(k) or real_getitem(self, k))
+    header = check_reference_stats(with_meta, PROTO)
+    assert (header.n, header.dim, header.protocol, header.meta) == (len(f1), f1.shape[1], PROTO, meta)
+    assert "scatter" not in read and "sigma" not in read  # the 2048x2048 matrices are not read at plan time
+    assert check_reference_stats(path).meta == {}
+    monkeypatch.undo()
+    assert FeatureStats.load(with_meta, expected_protocol=PROTO).meta == meta  # meta survives a round trip
+    with pytest.raises(ProtocolMismatchError, match=r"resize: 'bilinear_pytorch' vs 'bilinear_tf1x'"):
+        check_reference_stats(path, {**PROTO, "resize": "bilinear_tf1x"})
+    one = tmp_path / "one.npz"
+    np.savez(one, mu=np.zeros(2), sigma=np.zeros((2, 2)), n=np.asarray(1), scatter=np.zeros((2, 2)),
+             protocol_json=np.asarray('{"dataset": "x"}'))
+    with pytest.raises(DataError, match="1 sample.*at least 2"):
+        check_reference_stats(one)
+    with pytest.raises(MissingResourceError, match="stats make"):
+        check_reference_stats(tmp_path / "absent.npz", PROTO)
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    bare = tmp_path / "bare.npz"
+    np.savez(bare, mu=np.zeros(2), sigma=np.eye(2))
+    for bad, pattern in ((junk, "cannot be read"), (bare, "import_mu_sigma")):
+        with pytest.raises(DataError, match=pattern) as err:
+            check_reference_stats(bad, PROTO)
+        assert isinstance(err.value, UserError) and str(bad) in str(err.value)

@@ -48,7 +48,9 @@ def test_psnr_ssim_equal_skimage_and_torchmetrics(kind, refs, dists):
     from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
     a, b = _t(refs), _t(dists)
-    psnr, ssim_valid, ssim_full = psnr_per_image(a, b), ssim_per_image(a, b, border="valid"), ssim_per_image(a, b)
+    psnr = psnr_per_image(a, b)
+    ssim_valid = ssim_per_image(a, b, border="valid", precision="float64")
+    ssim_full = ssim_per_image(a, b, precision="float64")
     sk_psnr = [peak_signal_noise_ratio(r, d, data_range=255) for r, d in zip(refs, dists)]
     sk_ssim = [structural_similarity(r, d, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                      data_range=255, channel_axis=-1) for r, d in zip(refs, dists)]
@@ -59,10 +61,34 @@ def test_psnr_ssim_equal_skimage_and_torchmetrics(kind, refs, dists):
     np.testing.assert_allclose(psnr, tm_p, rtol=1e-6, atol=0)
     # torchmetrics 1.9 (>= 1.5 border behaviour) on the same values in float64
     tm_s = tm_ssim(b.double(), a.double(), data_range=(0.0, 255.0), reduction="none").numpy()
-    np.testing.assert_allclose(ssim_full, tm_s, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ssim_full, tm_s, rtol=0, atol=1e-12)
     # the distortion is real, and the two border conventions really differ (why the choice is recorded)
     assert (ssim_full < 0.99).all() and (psnr < 45).all()
     assert (np.abs(ssim_full - ssim_valid) > 1e-5).all()
+
+
+@pytest.mark.parametrize("kind,refs,dists", list(_batches()), ids=lambda v: v if isinstance(v, str) else "")
+def test_default_ssim_is_the_dcae_evaluator_call(kind, refs, dists):
+    """DC-AE's evaluator: StructuralSimilarityIndexMeasure(data_range=(0.0, 255.0)).update(ref_u8, rec_u8)."""
+    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
+    from torchmetrics.image import StructuralSimilarityIndexMeasure
+
+    a, b = _t(refs), _t(dists)
+    ours = SSIM()(a, b)
+    assert SSIM().spec.params["ssim_precision"] == "float32"
+    evaluator = tm_ssim(a, b, data_range=(0.0, 255.0), reduction="none")  # the uint8 batch, as fed there
+    assert evaluator.dtype == torch.float32  # the clamp promoted the uint8 batch
+    # one image per call here, a batch there: float32 rounding of one convolution (measured <= 6e-8)
+    np.testing.assert_allclose(ours, evaluator.double().numpy(), rtol=0, atol=2e-7)
+    metric = StructuralSimilarityIndexMeasure(data_range=(0.0, 255.0))
+    metric.update(a, b)
+    assert ours.mean() == pytest.approx(metric.compute().item(), abs=2e-7)
+    # float64 is a different number (up to ~2e-5 on these pictures), hence a named, recorded option
+    f64 = SSIM(precision="float64")
+    assert f64.spec.params["ssim_precision"] == "float64"
+    gap = np.abs(f64(a, b) - ours)
+    assert gap.max() > 1e-6 and gap.max() < 1e-4
+    np.testing.assert_allclose(SSIM(border="valid")(a, b), ssim_per_image(a, b, border="valid"), rtol=0, atol=0)
 
 
 def test_psnr_is_mean_of_per_image_values_and_quantises_first():
@@ -83,7 +109,8 @@ def test_psnr_is_mean_of_per_image_values_and_quantises_first():
     np.testing.assert_array_equal(PSNR()(to_uint8(ref), to_uint8(rec)), vals)
     np.testing.assert_array_equal(SSIM()(to_uint8(ref), to_uint8(rec)), SSIM()(ref, rec))
     assert np.isinf(PSNR()(ref, ref)).all()
-    np.testing.assert_allclose(SSIM()(ref, ref), 1.0, atol=1e-12)
+    np.testing.assert_allclose(SSIM()(ref, ref), 1.0, atol=1e-6)
+    np.testing.assert_allclose(SSIM(precision="float64")(ref, ref), 1.0, atol=1e-12)
 
 
 def test_bad_inputs_are_rejected_clearly():
@@ -96,6 +123,8 @@ def test_bad_inputs_are_rejected_clearly():
         psnr_per_image(x, torch.full_like(x, float("nan")))
     with pytest.raises(ValueError, match="border"):
         SSIM(border="crop")
+    with pytest.raises(ValueError, match="precision"):
+        SSIM(precision="float16")
     with pytest.raises(ValueError, match="too small"):
         ssim_per_image(torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4))
 
