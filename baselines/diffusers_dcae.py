@@ -5,11 +5,24 @@ ImageNet 512x512 (rFID 0.2168, PSNR 26.149, SSIM 0.7105, LPIPS 0.0802). Running 
 adapter and ``--set report.golden=dc-ae-f64c128-in-1.0`` tells a user that their data, crop, weights and metric
 stack are right before they trust a DC-HT number. Weights: the diffusers-format release
 ``mit-han-lab/dc-ae-f64c128-in-1.0-diffusers`` (``config.json`` + ``diffusion_pytorch_model.safetensors``).
+
+Batch shape: like DC-HT, the float32 kernels of AutoencoderDC round differently at different batch sizes
+(measured on the tiny config: ~6e-7 between an image alone and in a batch of 4), so after :meth:`set_batch_size`
+every shorter call is padded to the run's batch size (:class:`baselines.common.BatchPadding`).
 """
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from baselines.common import (
+    IMAGE_FIX,
+    BatchPadding,
+    check_weights_or_seed,
+    random_init_tag,
+    require_finite,
+    seeded,
+    uses_random_init,
+)
 from harness.api import AdapterInfo, ImageTokenizer, Requirement
 
 DCAE_WEIGHTS = Requirement(
@@ -35,7 +48,7 @@ TINY_CONFIG: dict[str, Any] = dict(
 )
 
 
-class DCAEAdapter(ImageTokenizer):
+class DCAEAdapter(BatchPadding, ImageTokenizer):
     """Continuous reconstruction ``decode(encode(x))`` of a diffusers DC-AE, fp32, no latent scaling."""
 
     kind: ClassVar[str] = "image_tokenizer"
@@ -47,16 +60,13 @@ class DCAEAdapter(ImageTokenizer):
         import torch
         from diffusers import AutoencoderDC
 
+        check_weights_or_seed(weights, random_init_seed)
         self.device = torch.device(device)
         self.resolution = resolution
-        if random_init_seed is not None and weights is None:
-            torch_state = torch.random.get_rng_state()
-            try:
-                torch.manual_seed(int(random_init_seed))
+        if random_init_seed is not None:
+            with seeded(random_init_seed):
                 model = AutoencoderDC(**TINY_CONFIG)
-            finally:
-                torch.random.set_rng_state(torch_state)
-            self.weights = {"dc-ae": f"random-init:{int(random_init_seed)}"}
+            self.weights = {"dc-ae": random_init_tag(random_init_seed)}
             self.name = "dc-ae-tiny-random"
         else:
             from harness.io import file_sha256
@@ -81,17 +91,21 @@ class DCAEAdapter(ImageTokenizer):
 
         if path not in (None, "continuous"):
             raise ValueError(f"DC-AE has only the continuous path, got path={path!r}")
+        if torch.is_tensor(images):
+            require_finite(images, "DC-AE input images", fix=IMAGE_FIX)
         check_batch(images, name="DC-AE input", multiple_of=self.downsample)
+        n = images.shape[0]
         with torch.inference_mode():
-            x = images.to(self.device, torch.float32) * 2 - 1
+            x = self._pad(images).to(self.device, torch.float32) * 2 - 1
             latent = self.model.encode(x).latent
-            y = self.model.decode(latent).sample
+            y = self.model.decode(latent).sample[:n]
+        require_finite(y, "DC-AE reconstruction", fix="check the weights")
         return ((y.float().cpu() + 1) / 2).clamp(0, 1)
 
     def info(self) -> AdapterInfo:
         return AdapterInfo(
             name=self.name, kind=self.kind, resolution=self.resolution, dtype="float32",
             num_params=sum(p.numel() for p in self.model.parameters()), weights=dict(self.weights),
-            real_weights=not any(v.startswith("random-init:") for v in self.weights.values()),
+            real_weights=not uses_random_init(self.weights),
             extra={"spatial_compression": self.downsample, "latent_channels": self.model.config.latent_channels},
         )

@@ -3,25 +3,23 @@
 Why they exist: resume, sharding and batch-size invariance are properties of the
 harness, and they can only be tested if the model's output for an item depends on
 nothing but (input, seed). Each dummy draws its images from a CPU generator seeded
-by a sha256 of (item seed, input), so two runs agree bit for bit whatever the
-batching. ``delay_s`` (seconds per item) slows them down for kill/resume tests.
+with :func:`harness.seeding.item_seed` of (item seed, input) -- the harness's own
+derivation, so two runs agree bit for bit whatever the batching. Every image is made on
+its own (no batched float kernels), so the dummies need no batch padding
+(:class:`baselines.common.BatchPadding`). ``delay_s`` (seconds per item) slows them down
+for kill/resume tests.
 
-Their results are never a paper metric: ``info().real_weights`` is False.
+They have no weights: ``info().weights`` is empty and ``info().real_weights`` is False,
+so their results are never a paper metric.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any, Sequence
 
+from baselines.common import IMAGE_FIX, require_finite
 from harness.api import AdapterInfo, ClassToImage, ImageTokenizer, TextToImage
-from harness.seeding import item_generator
-
-
-def _mixed_seed(seed: int, key: str) -> int:
-    """A 63-bit seed from (item seed, input) — a stable hash, not Python's hash()."""
-    digest = hashlib.sha256(f"{int(seed)}\x1f{key}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+from harness.seeding import item_generator, item_seed
 
 
 def _check_options(options: dict, allowed: Sequence[str], who: str) -> None:
@@ -55,6 +53,18 @@ class _DummyBase:
         if self.delay_s:
             time.sleep(self.delay_s * n)
 
+    def _images(self, who: str, what: str, keys: list[str], seeds: Sequence[int], options: dict):
+        """One smooth noise image per (key, seed): the generator seeded with ``item_seed(seed, key)``."""
+        import torch
+
+        _check_options(options, ("steps", "guidance_scale"), who)
+        if len(keys) != len(seeds):
+            raise ValueError(f"got {len(keys)} {what} but {len(seeds)} seeds")
+        if not keys:
+            return torch.zeros((0, 3, self.resolution, self.resolution))
+        self._sleep(len(keys))
+        return torch.stack([_smooth_noise(item_seed(s, k), self.resolution) for k, s in zip(keys, seeds)])
+
 
 class DummyTextToImage(_DummyBase, TextToImage):
     """prompt + seed -> smooth random image; a pure function of (prompt, seed, resolution)."""
@@ -65,15 +75,7 @@ class DummyTextToImage(_DummyBase, TextToImage):
                            extra={"note": "deterministic noise images for harness tests"})
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int], **options: Any):
-        import torch
-
-        _check_options(options, ("steps", "guidance_scale"), "dummy-t2i")
-        if len(prompts) != len(seeds):
-            raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
-        if not len(prompts):
-            return torch.zeros((0, 3, self.resolution, self.resolution))
-        self._sleep(len(prompts))
-        return torch.stack([_smooth_noise(_mixed_seed(s, p), self.resolution) for p, s in zip(prompts, seeds)])
+        return self._images("dummy-t2i", "prompts", list(prompts), seeds, options)
 
 
 class DummyClassToImage(_DummyBase, ClassToImage):
@@ -84,16 +86,7 @@ class DummyClassToImage(_DummyBase, ClassToImage):
                            steps=1, num_params=0, weights={}, real_weights=False)
 
     def generate(self, class_ids: Sequence[int], seeds: Sequence[int], **options: Any):
-        import torch
-
-        _check_options(options, ("steps", "guidance_scale"), "dummy-c2i")
-        if len(class_ids) != len(seeds):
-            raise ValueError(f"got {len(class_ids)} class ids but {len(seeds)} seeds")
-        if not len(class_ids):
-            return torch.zeros((0, 3, self.resolution, self.resolution))
-        self._sleep(len(class_ids))
-        return torch.stack([_smooth_noise(_mixed_seed(s, f"class:{int(c)}"), self.resolution)
-                            for c, s in zip(class_ids, seeds)])
+        return self._images("dummy-c2i", "class ids", [f"class:{int(c)}" for c in class_ids], seeds, options)
 
 
 class DummyTokenizer(ImageTokenizer):
@@ -126,6 +119,8 @@ class DummyTokenizer(ImageTokenizer):
         path = path or self.paths[0]
         if path not in self.paths:
             raise ValueError(f"dummy-tokenizer: unknown path {path!r}; choose one of {self.paths}")
+        if hasattr(images, "is_floating_point"):
+            require_finite(images, "dummy-tokenizer input images", fix=IMAGE_FIX)
         check_batch(images, name="dummy-tokenizer input", multiple_of=self.downsample)
         if self.delay_s:
             time.sleep(self.delay_s * images.shape[0])

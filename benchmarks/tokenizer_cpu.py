@@ -63,6 +63,7 @@ def main(argv=None) -> dict:
     from skimage import data
     from skimage.transform import resize
 
+    from baselines.common import random_init_tag, seeded
     from baselines.dcar.tokenizer import DCHT
 
     if args.threads:
@@ -77,9 +78,9 @@ def main(argv=None) -> dict:
         model = DCHT.from_pretrained(args.weights)
         weights = str(args.weights)
     else:
-        torch.manual_seed(args.seed)
-        model = DCHT().eval()
-        weights = f"random-init:{args.seed}"
+        with seeded(args.seed):
+            model = DCHT().eval()
+        weights = random_init_tag(args.seed)
     build_s = time.perf_counter() - t0
     rss_before = _rss_mib()
 

@@ -18,6 +18,15 @@ it has no released weights, so it is random (seed 0) unless weights are given.
 Default number of diffusion steps: **32**, the released config's value (the paper's appendix
 says 20). We follow the released config because the released weights were published with it and
 the official sampling code uses it; pass ``num_diffusion_steps=20`` to follow the paper.
+
+Batch shape and resume: float32 GEMMs round differently at different batch sizes, which moves a few
+decoded pixels by one grey level between an image made in a batch of 4 and the same image made alone.
+The runner tells the adapter its batch size (:meth:`set_batch_size`); from then on every shorter
+``generate()`` call (the last batch, the items left after a kill) is padded up to it with copies of
+its last prompt and seed (:class:`baselines.common.BatchPadding`, ``DCARPipeline(pad_to=...)``), so an
+item's image is bit-identical whatever else was left in its batch, at batched speed. Across different
+batch sizes only the token ids are identical, unless ``batch_invariant=True`` (every item alone, no
+padding needed, slower). ``rng_mode="official"`` is never padded (its noise stream depends on the batch).
 """
 from __future__ import annotations
 
@@ -25,9 +34,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
+from baselines.common import BatchPadding, is_random_init, random_init_tag, seeded, uses_random_init
 from harness.api import AdapterInfo, MissingResourceError, Requirement, TextToImage
 from harness.io import file_sha256
 
+from .checkpoint import find_weights_file
 from .tokenizer_adapter import DCHT_WEIGHTS
 
 GENERATOR_REQUIREMENT = Requirement(
@@ -66,7 +77,7 @@ GENERATE_DEFAULTS: dict[str, Any] = {
 CONFIGS = ("full", "tiny")
 
 
-class DCARAdapter(TextToImage):
+class DCARAdapter(BatchPadding, TextToImage):
     """DC-AR text-to-image (hybrid: discrete ids + residual tokens from the diffusion head)."""
 
     name: ClassVar[str] = "dc-ar"
@@ -79,10 +90,11 @@ class DCARAdapter(TextToImage):
                  **defaults: Any):
         """``batch_invariant=True`` runs each item alone, so an image is bit-identical whatever batch it came in.
 
-        By default items are batched: token ids are still identical across batch sizes and shards (per-item RNG),
-        but float rounding in batched matmuls moves a few decoded pixels by one grey level. Resume after a crash
-        and different ``batch_size`` values therefore give the same ids but not always the same PNG bytes,
-        unless this option is on (it costs the batching speed-up).
+        By default items are batched: token ids are identical across batch sizes and shards (per-item RNG),
+        but float rounding in batched matmuls moves a few decoded pixels by one grey level between batch
+        sizes. Within one run the batch size is fixed and shorter calls are padded to it (see the module
+        docstring), so a resume gives the same PNG bytes; a *different* ``batch_size`` gives the same ids but
+        not always the same PNG bytes, unless this option is on (it costs the batching speed-up).
         """
         import torch
 
@@ -167,19 +179,18 @@ class DCARAdapter(TextToImage):
             self._weights_info["t5"] = str(self._paths["t5"])
         elif tiny:
             t5 = T5TextEncoder.tiny(seed=seed, cache_dir=self.cache_dir)
-            self._weights_info["t5"] = f"random-init:{seed}"
+            self._weights_info["t5"] = random_init_tag(seed)
         else:
             t5 = random_t5_base(seed=seed, cache_dir=self.cache_dir)
-            self._weights_info["t5"] = f"random-init:{seed}"
+            self._weights_info["t5"] = random_init_tag(seed)
         # DC-HT
         if "dcht" in self._paths:
             dcht = DCHT.from_pretrained(self._paths["dcht"], config=DCHTConfig.tiny() if tiny else None)
             self._weights_info["dcht"] = str(self._paths["dcht"])
         else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed + 1)
+            with seeded(seed + 1):  # +1: not the same stream as the T5 built from `seed`
                 dcht = DCHT(DCHTConfig.tiny() if tiny else DCHTConfig()).eval()
-            self._weights_info["dcht"] = f"random-init:{seed}"
+            self._weights_info["dcht"] = random_init_tag(seed)
         # generator
         gen_config = (DCARConfig.tiny(codebook_size=dcht.config.codebook_size, context_dim=t5.hidden_size)
                       if tiny else None)
@@ -191,8 +202,8 @@ class DCARAdapter(TextToImage):
                 generator = DCAR(gen_config or DCARConfig.full())
             generator = generator.to_empty(device="cpu")
             generator.reset_pos_embed()
-            generator.init_random(seed)
-            self._weights_info["generator"] = f"random-init:{seed}"
+            generator.init_random(seed)  # its own seeded generator, independent of the global RNG
+            self._weights_info["generator"] = random_init_tag(seed)
         if generator.config.token_size != dcht.config.latent_channels:
             raise ValueError(f"generator token_size {generator.config.token_size} != DC-HT latent channels "
                              f"{dcht.config.latent_channels}")
@@ -244,7 +255,9 @@ class DCARAdapter(TextToImage):
             import torch
 
             return torch.cat([self.generate([p], [s], **options) for p, s in zip(prompts, seeds)])
-        result = self.pipeline(prompts, seeds, options=sampling, rng_mode=rng_mode, progress=progress)
+        # items alone (batch_invariant) need no padding; the official mode must not be padded (its noise)
+        pad_to = self.pad_to if rng_mode == "per_item" and not self.batch_invariant else None
+        result = self.pipeline(prompts, seeds, options=sampling, rng_mode=rng_mode, progress=progress, pad_to=pad_to)
         self.truncated_prompts += len(result.info["truncated_prompts"])
         return result.images
 
@@ -252,20 +265,18 @@ class DCARAdapter(TextToImage):
         gen = self.pipeline.generator
         weights = {}
         for key, value in self._weights_info.items():
-            if value.startswith("random-init:"):
+            if is_random_init(value):
                 weights[key] = value
-            else:
-                path = Path(value)
+                continue
+            path = Path(value)
+            try:
+                file = find_weights_file(path)
+            except FileNotFoundError:
                 file = path
-                if path.is_dir():
-                    for name in ("pytorch_model.bin", "model.safetensors"):
-                        if (path / name).is_file():
-                            file = path / name
-                            break
-                if str(file) not in self._hashes:  # hash each file once (the generator is 2.7 GB)
-                    self._hashes[str(file)] = file_sha256(file) if file.is_file() else "unreadable"
-                weights[str(file)] = self._hashes[str(file)]
-        real = not any(v.startswith("random-init:") for v in self._weights_info.values())
+            if str(file) not in self._hashes:  # hash each file once (the generator is 2.7 GB)
+                self._hashes[str(file)] = file_sha256(file) if file.is_file() else "unreadable"
+            weights[str(file)] = self._hashes[str(file)]
+        real = not uses_random_init(self._weights_info)
         num_params = (gen.num_transformer_parameters() + gen.num_head_parameters()
                       + sum(p.numel() for p in self.pipeline.decoder.parameters()))
         from .generator.config import SAMPLING_DEFAULTS_SOURCE

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from baselines.dcar.parity_common import ParityResult
+from baselines.dcar.parity_common import ParityResult, compare
 
 DEFAULT_TOLERANCE = 1e-5
 _SET_PATTERN = re.compile(r"^(tokenizer|generator)_(.+)_config\.json$")
@@ -92,30 +92,6 @@ def find_sets(directory: Path) -> list[FixtureSet]:
 # ----------------------------------------------------------------------------- tokenizer
 
 
-def _compare(group: str, name: str, ours, theirs, tolerance: float, *, relative_to_scale: bool = False
-             ) -> ParityResult:
-    """Max abs difference (mismatch count for integer outputs) of ``ours`` vs the saved ``theirs``.
-
-    ``relative_to_scale`` multiplies the tolerance by ``max(1, max|theirs|)`` (used for probes).
-    """
-    import torch
-
-    if relative_to_scale and theirs.numel():
-        tolerance = tolerance * max(1.0, float(theirs.abs().max().item()))
-    exact = name in _INTEGER_OUTPUTS or not theirs.is_floating_point()
-    shape = tuple(theirs.shape)
-    if tuple(ours.shape) != shape:
-        return ParityResult(group, f"{name} (shape {tuple(ours.shape)} != {shape})", math.inf, tolerance, exact, shape)
-    if exact:
-        mismatches = float((ours.cpu().long() != theirs.long()).sum().item())
-        return ParityResult(group, name, mismatches, 0.0, True, shape)
-    diff = (ours.detach().cpu().double() - theirs.double()).abs()
-    value = float(diff.max().item()) if diff.numel() else 0.0
-    if not torch.isfinite(diff).all():
-        value = math.inf
-    return ParityResult(group, name, value, tolerance, False, shape)
-
-
 def tokenizer_outputs(model, image) -> dict:
     """Every output the fixture format defines, recomputed from ``image`` (in [-1, 1]) with ``model``.
 
@@ -166,7 +142,7 @@ def check_tokenizer(config_path, state_dict_path, io_path, *, dtype: str = "floa
 
     torch_dtype = {"float64": torch.float64, "float32": torch.float32}[dtype]
     cfg = DCHTConfig.from_official(config_path)
-    model = DCHT.from_pretrained(state_dict_path, cfg, dtype=torch_dtype)
+    model = DCHT.from_pretrained(state_dict_path, cfg, torch_dtype=torch_dtype)
     io = torch.load(io_path, map_location="cpu", weights_only=True)
     if "input_image" not in io:
         return [], [f"{Path(io_path).name} has no 'input_image'"]
@@ -180,10 +156,11 @@ def check_tokenizer(config_path, state_dict_path, io_path, *, dtype: str = "floa
                 if probe not in ours["probes"]:
                     problems.append(f"unknown probe {probe!r}")
                     continue
-                results.append(_compare("tokenizer", f"probes.{probe}", ours["probes"][probe], saved, tolerance,
-                                        relative_to_scale=True))
+                results.append(compare("tokenizer", f"probes.{probe}", ours["probes"][probe], saved, tolerance,
+                                       relative_to_scale=True))
         elif key in ours["outputs"]:
-            results.append(_compare("tokenizer", key, ours["outputs"][key], value, tolerance))
+            results.append(compare("tokenizer", key, ours["outputs"][key], value, tolerance,
+                                   exact=True if key in _INTEGER_OUTPUTS else None))
         else:
             problems.append(f"unknown output {key!r} (not checked)")
     return results, problems

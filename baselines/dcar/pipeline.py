@@ -12,6 +12,9 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from baselines.common import nonfinite_rows, padded_rows
+from harness.api import DataError
+
 from .generator.sampler import RNG_MODES, OfficialOrderNoise, PerItemNoise, SamplingOptions, sample
 from .generator.text_encoder import T5TextEncoder, check_prompts
 from .generator.transformer import DCAR
@@ -87,36 +90,61 @@ class DCARPipeline:
     @torch.no_grad()
     def __call__(self, prompts: Sequence[str], seeds: Sequence[int] | None = None, *,
                  options: SamplingOptions | None = None, rng_mode: str = "per_item",
-                 progress: Callable | None = None) -> GenerationResult:
+                 progress: Callable | None = None, pad_to: int | None = None) -> GenerationResult:
         """Generate one image per prompt.
 
         ``rng_mode="per_item"`` needs ``seeds`` (one per prompt); ``"official"`` consumes the global RNG
         of the device (seed it with ``torch.manual_seed`` first) and ignores ``seeds``.
+
+        ``pad_to`` (per_item only): compute at least this many rows, the extra ones copies of the last
+        prompt and seed, and return only the real ones. Every tensor of the computation (T5, transformer,
+        diffusion head, DC-HT decoder) then has the same shape as in a full batch of ``pad_to``, so an
+        image is bit-identical whether it was computed in a full batch, in a short last batch or alone
+        after a resume. Each row's values depend only on its own prompt and seed (per-item noise, per-row
+        re-mask counts, no op that reduces across rows), so the copies change nothing but the shape. The
+        official mode draws its noise for the whole batch from one stream, so padding would change the
+        real rows' noise: it is refused there.
+
+        NaN/Inf in the decoded images (before clamping, which would hide an Inf) raise
+        :class:`harness.api.DataError` naming the prompt index, prompt and seed.
         """
         prompts = check_prompts(prompts)
         options = options or SamplingOptions()
         if rng_mode not in RNG_MODES:
             raise ValueError(f"rng_mode must be one of {RNG_MODES}, got {rng_mode!r}")
+        n = len(prompts)
         if rng_mode == "per_item":
             if seeds is None:
                 raise ValueError("rng_mode='per_item' needs one seed per prompt")
             seeds = [int(s) for s in seeds]
-            if len(seeds) != len(prompts):
-                raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
-            noise = PerItemNoise(seeds, self.device)
+            if len(seeds) != n:
+                raise ValueError(f"got {n} prompts but {len(seeds)} seeds")
+            noise: PerItemNoise | OfficialOrderNoise = PerItemNoise(padded_rows(seeds, pad_to), self.device)
         else:
-            noise = OfficialOrderNoise(len(prompts), self.device)
+            if pad_to is not None:
+                raise ValueError("pad_to needs rng_mode='per_item' (the official mode's noise depends on the batch)")
+            noise = OfficialOrderNoise(n, self.device)
         clock = _Clock(self.device)
-        text = self.text_encoder.encode(prompts)
+        text = self.text_encoder.encode(prompts, pad_to=pad_to)
         clock.lap("text_encoder_s")
         out = sample(self.generator, text.hidden, text.mask, options, noise,
                      autocast_dtype=self.autocast_dtype if self.autocast_dtype != torch.float32 else None,
                      progress=progress)
         clock.lap("sampler_s")
         residual = out.residual if options.predict_residuals else None
-        decoded = self.decoder.decode_tokens(out.ids, residual)
-        images = (decoded.float() * 0.5 + 0.5).clamp(0, 1).cpu()
+        decoded = self.decoder.decode_tokens(out.ids, residual)[:n].float()
+        bad = nonfinite_rows(decoded)
+        if bad:
+            def who(i: int) -> str:
+                seed = f", seed {seeds[i]}" if rng_mode == "per_item" else ""
+                return f"prompt index {i} ({prompts[i][:80]!r}{seed})"
+
+            raise DataError(f"DC-AR produced NaN/Inf pixels for {len(bad)} of {n} prompt(s): "
+                            + "; ".join(who(i) for i in bad[:5]) + ("; ..." if len(bad) > 5 else "")
+                            + ". Check the weights; with dtype bfloat16/float16, try dtype=float32")
+        images = (decoded * 0.5 + 0.5).clamp(0, 1).cpu()
         clock.lap("decoder_s")
-        info = {"truncated_prompts": text.truncated, "num_text_tokens": text.num_tokens, "timings": clock.laps}
-        return GenerationResult(images=images, ids=out.ids.cpu(), residual=None if residual is None else residual.cpu(),
-                                info=info)
+        info = {"truncated_prompts": text.truncated, "num_text_tokens": text.num_tokens, "timings": clock.laps,
+                "computed_rows": int(out.ids.shape[0])}
+        return GenerationResult(images=images, ids=out.ids[:n].cpu(),
+                                residual=None if residual is None else residual[:n].cpu(), info=info)

@@ -65,3 +65,23 @@ def test_bad_inputs_and_missing_weights_give_clear_errors(tiny, tmp_path, monkey
         resolve("adapter", "dc-ae")()
     with pytest.raises(MissingResourceError, match="nowhere"):
         resolve("adapter", "dc-ae")(weights=str(tmp_path / "nowhere"))
+
+
+def test_set_batch_size_pads_short_calls_so_an_image_is_bit_identical(tiny):
+    padded = resolve("adapter", "dc-ae")(random_init_seed=0)
+    padded.set_batch_size(4)
+    x = _images(4, seed=3)
+    alone = padded.reconstruct(x[1:2])
+    assert alone.shape == (1, 3, 32, 32)
+    assert torch.equal(alone[0], padded.reconstruct(torch.cat([x[1:], x[:1]]))[0])
+
+
+def test_non_finite_input_is_a_data_error_naming_the_row(tiny):
+    from harness.api import DataError
+
+    x = _images(2)
+    x[1, 0, 0, 0] = float("nan")
+    with pytest.raises(DataError, match=r"DC-AE input images: .*row\(s\) 1"):
+        tiny.reconstruct(x)
+    with pytest.raises(ValueError, match="either weights or random_init_seed"):
+        resolve("adapter", "dc-ae")(weights="x", random_init_seed=0)

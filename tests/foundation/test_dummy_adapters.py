@@ -56,3 +56,23 @@ def test_tokenizer_paths_are_lossy_and_ordered():
         tok.reconstruct(img[..., :63, :63])
     with pytest.raises(ValueError, match="3 RGB channels"):
         tok.reconstruct(img[:, :1])
+
+
+def test_images_are_seeded_with_the_harness_item_seed():
+    """The dummies derive each image's generator with harness.seeding.item_seed, not a hash of their own."""
+    from baselines.dummy import _smooth_noise
+    from harness.seeding import item_seed
+
+    assert torch.equal(DummyTextToImage(resolution=8).generate(["b"], [2])[0], _smooth_noise(item_seed(2, "b"), 8))
+    assert torch.equal(DummyClassToImage(resolution=8).generate([3], [4])[0], _smooth_noise(item_seed(4, "class:3"), 8))
+    with pytest.raises(ValueError, match="2 class ids but 1 seeds"):
+        DummyClassToImage().generate([1, 2], [1])
+
+
+def test_tokenizer_refuses_non_finite_images_with_a_data_error():
+    from harness.api import DataError
+
+    x = torch.rand(2, 3, 4, 4)
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(DataError, match=r"dummy-tokenizer input images: .*row\(s\) 0"):
+        DummyTokenizer().reconstruct(x)

@@ -37,7 +37,6 @@ def fixture_model():
     from baselines.dcar.generator.transformer import DCAR
 
     config = DCARConfig.from_official(FIXTURE_DIR / "generator_small_config.json")
-    model = DCAR(config)
-    model.load_state_dict(torch.load(FIXTURE_DIR / "generator_small_state_dict.pt", weights_only=True), strict=True)
+    model = DCAR.from_pretrained(FIXTURE_DIR / "generator_small_state_dict.pt", config)  # strict, eval mode
     io = torch.load(FIXTURE_DIR / "generator_small_io.pt", weights_only=True)
-    return model.eval(), io
+    return model, io

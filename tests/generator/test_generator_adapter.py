@@ -230,3 +230,96 @@ def test_released_layout_in_the_hf_cache_is_found_and_loaded(tmp_path, monkeypat
     assert adapter.pipeline.text_encoder.max_length == 300
     images = adapter.generate(["a cat"], [0])
     assert images.shape == (1, 3, 128, 128) and torch.isfinite(images).all()
+
+
+# --------------------------------------------------------------------------- batch padding (resume keeps its promise)
+
+MORE_PROMPTS = ["a blue bird on a tree", "an astronaut riding a horse", "three cups on a table", "a city at night"]
+MORE_SEEDS = [505, 606, 707, 808]
+
+
+def test_set_batch_size_pads_short_calls_so_a_resumed_item_is_bit_identical(tiny_cache_dir):
+    """Items [a,b,c,d] then [e] (the tail after a kill) vs. [e,f,g,h]: e's pixels are the same bits.
+
+    Exact equality is promised here because padding makes every tensor of e's computation the same shape in
+    both calls (and rows never read each other's values); without padding they differ in the last bits.
+    """
+    from harness.images import to_uint8
+
+    padded = resolve("adapter", "dc-ar")(config="tiny", random_init_seed=0, device="cpu", cache_dir=tiny_cache_dir)
+    padded.set_batch_size(4)
+    first = padded.generate(PROMPTS, SEEDS)
+    tail = padded.generate(MORE_PROMPTS[:1], MORE_SEEDS[:1])
+    full = padded.generate(MORE_PROMPTS, MORE_SEEDS)
+    assert first.shape[0] == 4 and tail.shape == (1, 3, 128, 128) and full.shape[0] == 4
+    assert torch.equal(tail[0], full[0])
+    assert torch.equal(to_uint8(tail), to_uint8(full[:1]))
+    two = padded.generate(MORE_PROMPTS[:2], MORE_SEEDS[:2])  # any short call, not only a single item
+    assert torch.equal(two, full[:2])
+    result = padded.pipeline(MORE_PROMPTS[:1], MORE_SEEDS[:1], pad_to=4)
+    assert result.images.shape[0] == 1 and result.ids.shape[0] == 1 and result.info["computed_rows"] == 4
+
+
+def test_padding_counts_and_warns_about_the_real_prompts_only(tiny_cache_dir):
+    from baselines.dcar.generator.text_encoder import PromptTruncatedWarning
+
+    padded = resolve("adapter", "dc-ar")(config="tiny", random_init_seed=0, device="cpu", cache_dir=tiny_cache_dir)
+    padded.set_batch_size(4)
+    long_prompt = "a cat sitting on a red chair next to a tall tree " * 10
+    with pytest.warns(PromptTruncatedWarning, match=r"^1 prompt\(s\)"):
+        images = padded.generate(["a dog", long_prompt], [1, 2])  # padded with 2 copies of the long prompt
+    assert images.shape[0] == 2
+    assert padded.info().extra["prompts_truncated"] == 1
+
+
+def test_batch_invariant_and_official_mode_are_not_padded(adapter, tiny_cache_dir, monkeypatch):
+    from baselines.dcar.pipeline import DCARPipeline
+
+    seen = []
+    original = DCARPipeline.__call__
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("pad_to"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DCARPipeline, "__call__", spy)
+    exact = resolve("adapter", "dc-ar")(config="tiny", random_init_seed=0, device="cpu", cache_dir=tiny_cache_dir,
+                                         batch_invariant=True)
+    exact.set_batch_size(4)
+    exact.generate(PROMPTS[:2], SEEDS[:2])
+    assert seen == [None, None]  # items alone: nothing to pad
+    padded = resolve("adapter", "dc-ar")(config="tiny", random_init_seed=0, device="cpu", cache_dir=tiny_cache_dir)
+    padded.set_batch_size(4)
+    seen.clear()
+    torch.manual_seed(5)
+    a = padded.generate(PROMPTS[:2], SEEDS[:2], rng_mode="official")
+    padded.generate(PROMPTS[:2], SEEDS[:2])
+    assert seen == [None, 4]
+    torch.manual_seed(5)
+    assert torch.equal(a, adapter.generate(PROMPTS[:2], SEEDS[:2], rng_mode="official"))  # same as unpadded
+    with pytest.raises(ValueError, match="per_item"):
+        padded.pipeline(PROMPTS[:1], SEEDS[:1], rng_mode="official", pad_to=4)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_set_batch_size_refuses_non_positive_integers(adapter, bad):
+    with pytest.raises(ValueError, match="positive integer"):
+        adapter.set_batch_size(bad)
+
+
+def test_nan_in_generated_images_names_the_prompt_index(tiny_cache_dir, monkeypatch):
+    from harness.api import DataError
+
+    model = resolve("adapter", "dc-ar")(config="tiny", random_init_seed=0, device="cpu", cache_dir=tiny_cache_dir)
+    decoder = model.pipeline.decoder
+    real = decoder.decode_tokens
+
+    def poisoned(ids, residual=None):
+        out = real(ids, residual)
+        out[1, 0, 3, 3] = float("inf")  # clamping would hide an Inf: it must be caught before
+        return out
+
+    monkeypatch.setattr(decoder, "decode_tokens", poisoned)
+    with pytest.raises(DataError, match=r"prompt index 1 \('a red car on the street', seed 202\)") as info:
+        model.generate(PROMPTS[:3], SEEDS[:3])
+    assert "1 of 3 prompt(s)" in str(info.value)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from baselines.dcar.checkpoint import StateDictMismatchError
 from baselines.dcar.generator.config import DCARConfig, packaged_config_path
 from baselines.dcar.generator.transformer import DCAR, sincos_pos_embed_2d
 
@@ -136,7 +137,7 @@ def test_from_pretrained_loads_raw_bin_strictly(tmp_path, fixture_model):
     bad = dict(model.state_dict())
     bad["extra.weight"] = torch.zeros(1)
     torch.save(bad, tmp_path / "pytorch_model.bin")
-    with pytest.raises(RuntimeError, match="extra.weight"):
+    with pytest.raises(StateDictMismatchError, match="extra.weight"):  # named, with the file, not torch's traceback
         DCAR.from_pretrained(tmp_path / "pytorch_model.bin", cfg)
     with pytest.raises(FileNotFoundError, match="missing.bin"):
         DCAR.from_pretrained(tmp_path / "missing.bin", cfg)

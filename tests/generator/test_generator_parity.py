@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from baselines.dcar.checkpoint import StateDictMismatchError
 from baselines.dcar.generator.parity import check_generator
 
 FIXTURE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "parity"
@@ -54,5 +55,6 @@ def test_parity_refuses_a_state_dict_with_missing_keys(tmp_path):
     state = torch.load(FIXTURE_DIR / "generator_small_state_dict.pt", weights_only=True)
     del state["y_embedder.y_embedding"]
     torch.save(state, tmp_path / "generator_small_state_dict.pt")
-    with pytest.raises(RuntimeError, match="y_embedder.y_embedding"):
+    with pytest.raises(StateDictMismatchError, match="y_embedder.y_embedding") as info:
         _run(tmp_path)
+    assert "generator_small_state_dict.pt" in str(info.value)

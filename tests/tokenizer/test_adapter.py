@@ -142,3 +142,39 @@ def test_bfloat16_adapter_stays_close_to_float32(weights_dir, adapter, images):
     out = bf16.reconstruct(images)
     assert out.dtype == torch.float32 and bf16.info().dtype == "bfloat16"
     assert (out - adapter.reconstruct(images)).abs().mean() < 0.05
+
+
+def test_set_batch_size_pads_short_calls_so_an_image_is_bit_identical(weights_dir, images):
+    """A short call (last batch, resumed tail) is padded to the run's batch size: [x] gives the bits of [x, ...].
+
+    Exact equality is promised: padding makes every tensor the same shape as in the full batch, and no row
+    reads another's values. Unpadded, DC-HT's float32 kernels differ by ~1e-6 between batch sizes.
+    """
+    padded = DCHTAdapter(weights=str(weights_dir))
+    padded.set_batch_size(4)
+    full = torch.cat([images, images[:1].flip(-1)])  # 4 different images
+    for path in ("continuous", "discrete"):
+        together = padded.reconstruct(full, path=path)
+        alone = padded.reconstruct(full[2:3], path=path)
+        assert alone.shape == (1, 3, 64, 64)
+        assert torch.equal(alone[0], padded.reconstruct(full[2:], path=path)[0])
+        assert torch.equal(padded.reconstruct(full[:2], path=path), together[:2])
+    tokens = padded.tokenize(full[:1])
+    assert tokens["ids"].shape == (1, 4) and tokens["residual"].shape == (1, 4, 32)
+    assert torch.equal(tokens["residual"], padded.tokenize(full)["residual"][:1])
+    decoded = padded.decode_tokens(tokens["ids"], tokens["residual"])
+    assert decoded.shape == (1, 3, 64, 64)
+
+
+def test_non_finite_input_is_a_data_error_naming_the_tensor_and_row(adapter):
+    from harness.api import DataError
+
+    x = torch.rand(3, 3, 32, 32)
+    x[2, 1, 5, 5] = math.inf
+    with pytest.raises(DataError, match=r"dc-ht input images: contains NaN or Inf values \(0 NaN, 1 Inf\) in batch row\(s\) 2"):
+        adapter.reconstruct(x)
+    tokens = adapter.tokenize(x[:1])
+    residual = tokens["residual"].clone()
+    residual[0, 0, 0] = math.nan
+    with pytest.raises(DataError, match="dc-ht residual tokens"):
+        adapter.decode_tokens(tokens["ids"], residual)

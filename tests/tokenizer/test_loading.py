@@ -53,7 +53,7 @@ def test_parity_fixture_state_dict_loads_strictly(parity_dir):
 
 def test_float_dtype_is_applied_and_integer_buffers_kept(tmp_path, tiny_model):
     tiny_model.save_pretrained(tmp_path)
-    model = DCHT.from_pretrained(tmp_path, dtype=torch.float64)
+    model = DCHT.from_pretrained(tmp_path, torch_dtype=torch.float64)
     sd = model.state_dict()
     assert sd["quantize.embedding.weight"].dtype == torch.float64
     assert sd["decoder.stages.1.op_list.1.main.conv2.norm.num_batches_tracked"].dtype == torch.long

@@ -12,7 +12,7 @@ and demo use ``guidance_scale 4.5`` (official convention ``cond + s(cond - uncon
 ``randomize_temperature 1.5``, 12 token steps and **32** diffusion steps. The paper's
 appendix says 20 diffusion steps (and a randomized temperature of 4.5); we default to the
 released values because they are what the released weights were published with and what
-the official code runs (FACTS §b.1, §e.2); both are options.
+the official code runs; both are options.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from harness.api import MissingResourceError
 
 logger = logging.getLogger(__name__)
 
@@ -238,9 +240,9 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
                 path = path / name
                 break
         else:
-            raise FileNotFoundError(f"no DC-AR config file ({', '.join(_CONFIG_NAMES)}) in directory {path}")
+            raise MissingResourceError(f"no DC-AR config file ({', '.join(_CONFIG_NAMES)}) in directory {path}")
     if not path.is_file():
-        raise FileNotFoundError(f"DC-AR config file not found: {path}")
+        raise MissingResourceError(f"DC-AR config file not found: {path}")
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
         data = json.loads(text)
@@ -259,5 +261,29 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def packaged_config_path() -> Path:
-    """The released inference config, as shipped with this package (values from FACTS §b.1)."""
+    """The released inference config, as shipped with this package (``data/dc_ar_t2i_512.yaml``)."""
     return Path(__file__).with_name("data") / "dc_ar_t2i_512.yaml"
+
+
+def resolve_config(weights_path: str | os.PathLike, config: "DCARConfig | str | os.PathLike | Mapping | None"
+                   ) -> DCARConfig:
+    """The config to build the model with: explicit value, else a config file beside the weights, else the released one.
+
+    A config file beside the weights counts only if it describes a generator (a DC-HT ``config.json`` in the
+    same folder is not mistaken for one).
+    """
+    if isinstance(config, DCARConfig):
+        return config
+    if isinstance(config, Mapping):
+        return DCARConfig.from_official(config)
+    if config is not None:
+        return DCARConfig.from_official(read_config_file(config))
+    weights_path = Path(weights_path).expanduser()
+    folder = weights_path if weights_path.is_dir() else weights_path.parent
+    for name in ("config.yaml", "dc_ar_t2i_512.yaml", "config.json"):
+        candidate = folder / name
+        if candidate.is_file():
+            data = read_config_file(candidate)
+            if "generator" in data.get("model", data):
+                return DCARConfig.from_official(data)
+    return DCARConfig.from_official(read_config_file(packaged_config_path()))

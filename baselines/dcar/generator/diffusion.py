@@ -2,7 +2,8 @@
 
 Why here and not from a library: the released checkpoint stores the MAR/HART
 ``SimpleMLPAdaLN`` under ``diffloss.net.*`` and samples it with improved-DDPM ancestral
-steps on a respaced cosine schedule (FACTS §b.5). We re-implement exactly that:
+steps on a respaced cosine schedule (the official ``create_diffusion(timestep_respacing=...)`` of
+the MAR code base). We re-implement exactly that:
 
 * :class:`SimpleMLPAdaLN` -- per-token MLP with adaLN conditioning on (timestep, transformer hidden state);
   outputs ``[eps | v]`` where ``v`` interpolates the log-variance (learned-range variance).

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..parity_common import ParityResult
+from ..parity_common import ParityResult, compare
 from .config import DCARConfig, read_config_file
 from .diffusion import respaced_schedule
 from .sampler import OfficialOrderNoise, SamplingOptions, sample
@@ -31,61 +31,46 @@ FIXTURE_GENERATE_SEED = 1234
 FIXTURE_GENERATE_STEPS = 4
 
 
-def _compare(name: str, ours: torch.Tensor, ref: torch.Tensor, *, exact: bool = False,
-             tolerance: float = TOLERANCE) -> ParityResult:
-    ref_shape = tuple(ref.shape)
-    if tuple(ours.shape) != ref_shape:
-        return ParityResult("generator", name, float("inf"), 0.0 if exact else tolerance, exact, ref_shape)
-    if exact:
-        diff = float((ours.long() != ref.long()).sum())
-    else:
-        diff = float((ours.double() - ref.double()).abs().max()) if ref.numel() else 0.0
-    return ParityResult("generator", name, diff, 0.0 if exact else tolerance, exact, ref_shape)
-
-
 @torch.no_grad()
 def check_generator(config_path: str | os.PathLike, state_dict_path: str | os.PathLike,
                     io_path: str | os.PathLike) -> list[ParityResult]:
     """Recompute every saved generator output with our model; one :class:`ParityResult` per output."""
     config = DCARConfig.from_official(read_config_file(config_path))
-    state = torch.load(state_dict_path, map_location="cpu", weights_only=True)
+    model = DCAR.from_pretrained(state_dict_path, config)  # strict; float32; eval mode
     io: Mapping[str, Any] = torch.load(io_path, map_location="cpu", weights_only=True)
-    model = DCAR(config)
-    model.load_state_dict(state, strict=True)
-    model.eval().float()
     results: list[ParityResult] = []
 
     ids, text, mask = io["input_ids"], io["text_hidden"], io["text_mask"].bool()
     b = ids.shape[0]
     if "cond_logits" in io:
         logits, hidden = model(ids, text, mask)
-        results.append(_compare("cond_logits", logits, io["cond_logits"]))
-        results.append(_compare("cond_hidden", hidden, io["cond_hidden"]))
+        results.append(compare("generator", "cond_logits", logits, io["cond_logits"], TOLERANCE))
+        results.append(compare("generator", "cond_hidden", hidden, io["cond_hidden"], TOLERANCE))
     if "cfg_batch_logits" in io:
         drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)])
         logits, hidden = model(torch.cat([ids, ids]), torch.cat([text, text]), torch.cat([mask, mask]), drop)
-        results.append(_compare("cfg_batch_logits", logits, io["cfg_batch_logits"]))
-        results.append(_compare("cfg_batch_hidden", hidden, io["cfg_batch_hidden"]))
+        results.append(compare("generator", "cfg_batch_logits", logits, io["cfg_batch_logits"], TOLERANCE))
+        results.append(compare("generator", "cfg_batch_hidden", hidden, io["cfg_batch_hidden"], TOLERANCE))
     if "diffhead_out" in io:
         x, t, c = io["diffhead_x"], io["diffhead_t"], io["diffhead_c"]
-        results.append(_compare("diffhead_out", model.diffloss.net(x, t, c), io["diffhead_out"]))
+        results.append(compare("generator", "diffhead_out", model.diffloss.net(x, t, c), io["diffhead_out"], TOLERANCE))
         if "diffhead_cfg_out" in io:
             scale = config.guidance_scale
             out = model.diffloss.net.forward_with_cfg(x, t, c, scale)
             # eps_c (1 + s) - s eps_u amplifies each branch's float32 rounding by up to 1 + 2s. Measured on the
             # shipped fixture: ours in float32 is 1.42e-5 from it, an exact float64 recomputation 1.59e-5, so the
             # fixture's own float32 rounding already exceeds a flat 1e-5 here.
-            results.append(_compare("diffhead_cfg_out", out, io["diffhead_cfg_out"],
-                                    tolerance=TOLERANCE * (1 + 2 * abs(scale))))
+            results.append(compare("generator", "diffhead_cfg_out", out, io["diffhead_cfg_out"],
+                                   TOLERANCE * (1 + 2 * abs(scale))))
     for key in sorted(io):
         match = re.fullmatch(r"respace_(\w+)_timestep_map", key)
         if not match:
             continue
         schedule = respaced_schedule(match.group(1), config.diffusion_train_steps)
-        results.append(_compare(key, torch.from_numpy(schedule.timestep_map), io[key], exact=True))
+        results.append(compare("generator", key, torch.from_numpy(schedule.timestep_map), io[key], 0.0, exact=True))
         betas_key = f"respace_{match.group(1)}_betas"
         if betas_key in io:
-            results.append(_compare(betas_key, torch.from_numpy(schedule.betas), io[betas_key], tolerance=1e-12))
+            results.append(compare("generator", betas_key, torch.from_numpy(schedule.betas), io[betas_key], 1e-12))
     if "generate_ids" in io:
         options = SamplingOptions(
             num_steps=int(io.get("generate_num_steps", FIXTURE_GENERATE_STEPS)),
@@ -98,9 +83,9 @@ def check_generator(config_path: str | os.PathLike, state_dict_path: str | os.Pa
             out = sample(model, text, mask, options, OfficialOrderNoise(b, torch.device("cpu")))
         finally:
             torch.set_rng_state(rng_state)
-        results.append(_compare("generate_ids", out.ids, io["generate_ids"], exact=True))
+        results.append(compare("generator", "generate_ids", out.ids, io["generate_ids"], 0.0, exact=True))
         if "generate_residual" in io:
-            results.append(_compare("generate_residual", out.residual, io["generate_residual"],
-                                    tolerance=RESIDUAL_TOLERANCE))
+            results.append(compare("generator", "generate_residual", out.residual, io["generate_residual"],
+                                   RESIDUAL_TOLERANCE))
     return results
 

@@ -1,6 +1,6 @@
 """DC-AR's hybrid sampler: MaskGIT-style unmasking of discrete ids, then residuals from the diffusion head.
 
-Why every detail matters (FACTS §b.6): the released images come from a specific loop --
+Why every detail matters: the released images come from a specific loop (the official ``DCAR.generate``) --
 annealed Gumbel temperature ``tau = 1.5 (1 - r)``, logits divided by ``0.5 + 0.8 (1 - r)``,
 CFG ``cond + s (cond - uncond)`` with constant s = 4.5, confidence = tempered logit of the
 sampled id + fresh Gumbel noise (not a probability), an arccos schedule whose re-mask count

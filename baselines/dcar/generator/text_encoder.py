@@ -1,6 +1,6 @@
 """T5 text features for DC-AR, exactly as the official code computes them.
 
-Why the quirks are kept (FACTS §b.3): every prompt is tokenised on its own with
+Why the quirks are kept (they are what the official DC-AR code does): every prompt is tokenised on its own with
 ``padding='max_length', max_length=300, truncation=True`` (T5 appends ``</s>``) and the
 T5-base *encoder* is run **without an attention mask**, so the pad tokens take part in T5's
 self-attention and change the features of the real tokens. The pad mask is used only
@@ -30,6 +30,8 @@ from typing import Sequence
 
 import torch
 from torch import nn
+
+from baselines.common import padded_rows, random_init_tag, seeded
 
 T5_MAX_LENGTH = 300
 
@@ -115,8 +117,13 @@ class T5TextEncoder(nn.Module):
         return [len(x) for x in ids]
 
     @torch.no_grad()
-    def encode(self, prompts: Sequence[str]) -> EncodedText:
-        """Prompts -> (features (B, max_length, d_model), pad mask (B, max_length))."""
+    def encode(self, prompts: Sequence[str], *, pad_to: int | None = None) -> EncodedText:
+        """Prompts -> (features (B, max_length, d_model), pad mask (B, max_length)).
+
+        ``pad_to``: run the encoder on at least this many rows, the extra ones copies of the last prompt
+        (see :class:`baselines.common.BatchPadding`); ``hidden`` and ``mask`` then have the padded rows, while
+        ``num_tokens``, ``truncated`` and the truncation warning speak of the given prompts only.
+        """
         prompts = check_prompts(prompts)
         counts = self.count_tokens(prompts)
         truncated = [i for i, n in enumerate(counts) if n > self.max_length]
@@ -128,7 +135,7 @@ class T5TextEncoder(nn.Module):
         # one call per prompt is what the official code does; batched calls give identical ids
         batch = self.tokenizer(prompts, padding="max_length", max_length=self.max_length, truncation=True,
                                return_tensors="pt")
-        ids = batch["input_ids"]
+        ids = padded_rows(batch["input_ids"], pad_to)
         device = next(self.encoder.parameters()).device
         # official quirk: no attention mask -> pads participate in T5 self-attention
         hidden = self.encoder(input_ids=ids.to(device)).last_hidden_state.float()
@@ -232,8 +239,7 @@ def build_tiny_t5(*, d_model: int = 32, seed: int = 0, cache_dir: str | os.PathL
     tokenizer = AutoTokenizer.from_pretrained(str(build_offline_tokenizer(cache_dir)), local_files_only=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".build-"))
     tokenizer.save_pretrained(str(tmp))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = T5EncoderModel(_t5_config(len(tokenizer), d_model))
     model.save_pretrained(str(tmp))
     return _publish(tmp, folder)
@@ -249,7 +255,6 @@ def random_t5_base(*, seed: int = 0, max_length: int = T5_MAX_LENGTH,
     from transformers import AutoTokenizer, T5EncoderModel
 
     tokenizer = AutoTokenizer.from_pretrained(str(build_offline_tokenizer(cache_dir)), local_files_only=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = T5EncoderModel(_t5_config(len(tokenizer), T5_BASE_SHAPE["d_model"]))
-    return T5TextEncoder(tokenizer, model, max_length=max_length, source=f"random-init:{seed}")
+    return T5TextEncoder(tokenizer, model, max_length=max_length, source=random_init_tag(seed))

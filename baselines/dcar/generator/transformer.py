@@ -3,7 +3,7 @@
 Why this shape: the module tree reproduces the official state-dict keys exactly
 (``x_embedder``, ``pos_embed``, ``y_embedder.{y_proj,y_embedding}``, ``blocks.i.{attn,cross_attn,mlp}``,
 ``final_layer.linear``, ``diffloss.net.*``), so the released ``pytorch_model.bin`` loads with
-``strict=True`` (FACTS §b.2-§b.5, §d).
+``strict=True``.
 
 For speed the forward pass is split in two: :meth:`DCAR.text_context` runs the caption
 embedder and every block's cross-attention K/V projection once per prompt batch (they do not
@@ -225,27 +225,29 @@ class DCAR(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, config: DCARConfig | str | os.PathLike | None = None,
-                        *, map_location: str | torch.device = "cpu", dtype: torch.dtype | None = torch.float32) -> "DCAR":
-        """Load official weights strictly.
+                        *, torch_dtype: torch.dtype | None = None, device: str | torch.device | None = None) -> "DCAR":
+        """Load official weights strictly and return the model in eval mode.
 
         ``path``: the raw ``pytorch_model.bin`` (a ``torch.save``d state_dict), a ``.safetensors``
         file, or a directory holding one of those (and optionally a config file). ``config``: a
         :class:`DCARConfig`, an official YAML/JSON config path, or None (config file next to the
-        weights, else the released 512 px config). ``dtype``: floating tensors are converted to it
-        (float32 by default, as the official code runs; reduced precision is applied by autocast instead).
+        weights, else the released 512 px config). ``torch_dtype``: floating tensors are converted to it
+        (default float32, as the official code runs; reduced precision is applied by autocast instead);
+        ``device``: default CPU. Reading and strict checking are
+        :func:`baselines.dcar.checkpoint.load_pretrained` (the same code and errors as DC-HT's): a missing,
+        unexpected or mis-shaped key raises :class:`~baselines.dcar.checkpoint.StateDictMismatchError`
+        naming the file and the keys.
         """
-        from .checkpoint import load_state_dict_file, resolve_config
+        from ..checkpoint import find_weights_file, load_pretrained
+        from .config import resolve_config
 
+        weight_file = find_weights_file(path, "DC-AR generator")
         cfg = resolve_config(path, config)
-        state = load_state_dict_file(path, map_location=map_location)
-        if dtype is not None:
-            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-        with torch.device("meta"):
-            model = cls(cfg)
-        model.load_state_dict(state, strict=True, assign=True)
-        # the model was built on meta: every parameter is now the loaded tensor; re-wrap pos_embed flag
-        model.pos_embed.requires_grad_(False)
-        return model.eval()
+        return load_pretrained(
+            lambda: cls(cfg), weight_file, torch_dtype=torch_dtype, device=device,
+            fix=("check that the file is a DC-AR generator checkpoint and that the config it is built with (the "
+                 "config argument, else a config.yaml / config.json beside the weights, else the released 512 px "
+                 "config) is the one it was saved with; for the dc-ar adapter that is its config option"))
 
     # ------------------------------------------------------------------ parameter accounting
 

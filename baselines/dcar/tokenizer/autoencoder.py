@@ -4,7 +4,8 @@ Why the stage layout looks the way it does: the module tree mirrors the official
 so that the released checkpoint's keys (``encoder.stages.3.op_list.2.main.conv.conv.weight``
 ...) load strictly. Stage ``i`` works at width ``width_list[i]``; the encoder appends its
 down-sampler to the end of a non-empty stage, the decoder puts its up-sampler first; an
-empty stage is an empty ``OpSequential`` that still takes its index. See FACTS.md §(a.3-4).
+empty stage is an empty ``OpSequential`` that still takes its index (as in the official efficientvit
+``DCAE`` encoder/decoder builders).
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ Why these exact class and attribute names: the released DC-HT checkpoint is a
 state_dict of the official (efficientvit-derived) module tree, and we load it with
 ``strict=True``. So each block's parameters live under the same attribute path as
 in the official code (``conv.conv``, ``main``, ``op_list.N``, ``context_module.main.qkv``
-...). The maths of every block is documented in ``FACTS.md`` §(a.2); the code here is
-our own.
+...). The maths of every block is stated in its docstring (it follows the official efficientvit
+module it stands for); the code here is our own.
 
 All convolutions use "same" padding (``kernel // 2``) and stride 1.
 """

@@ -245,7 +245,10 @@ def _read_json(source: str | os.PathLike) -> dict[str, Any]:
     if path.is_dir():
         path = path / "config.json"
     if not path.is_file():
-        raise FileNotFoundError(f"DC-HT config not found: {path}")
+        from harness.api import MissingResourceError
+
+        raise MissingResourceError(f"DC-HT config not found: {path} (an HF-style DC-HT directory holds config.json "
+                                   "beside the weights; or pass the config explicitly, e.g. --set model.config=...)")
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
 

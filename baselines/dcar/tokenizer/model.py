@@ -20,8 +20,10 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from harness.api import DataError
+
+from ..checkpoint import find_weights_file, load_pretrained
 from .autoencoder import Decoder, Encoder
-from .checkpoint import check_state_dict, find_weight_file, load_state_dict_file
 from .config import DCHTConfig
 from .quantizer import HybridVectorQuantizer
 
@@ -40,7 +42,7 @@ def _check_image(x: torch.Tensor, multiple: int) -> None:
     if not x.is_floating_point():
         raise TypeError(f"DC-HT expects a floating-point image in [-1, 1], got dtype {x.dtype}")
     if not torch.isfinite(x).all():
-        raise ValueError("DC-HT input contains NaN or Inf values")
+        raise DataError("DC-HT input contains NaN or Inf values")
 
 
 class DCHT(nn.Module):
@@ -84,7 +86,7 @@ class DCHT(nn.Module):
         if z.ndim != 4 or z.shape[1] != self.config.latent_channels:
             raise ValueError(f"decode expects latents (B, {self.config.latent_channels}, h, w), got {tuple(z.shape)}")
         if not torch.isfinite(z).all():
-            raise ValueError("decode: latent contains NaN or Inf values")
+            raise DataError("decode: latent contains NaN or Inf values")
         return self.decoder(z.to(self._param_dtype()))
 
     def tokens_to_latent(self, ids: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
@@ -106,7 +108,7 @@ class DCHT(nn.Module):
             if tuple(residual.shape) != (b, n, c):
                 raise ValueError(f"residual must have shape {(b, n, c)} to match the ids, got {tuple(residual.shape)}")
             if not torch.isfinite(residual).all():
-                raise ValueError("residual contains NaN or Inf values")
+                raise DataError("residual contains NaN or Inf values")
             z = z + residual.to(z.device, z.dtype)
         return z.view(b, side, side, -1).permute(0, 3, 1, 2).contiguous()
 
@@ -132,40 +134,38 @@ class DCHT(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, config: DCHTConfig | Mapping[str, Any] | str | os.PathLike
-                        | None = None, *, device: str | torch.device = "cpu",
-                        dtype: torch.dtype = torch.float32) -> "DCHT":
+                        | None = None, *, torch_dtype: torch.dtype | None = None,
+                        device: str | torch.device | None = None) -> "DCHT":
         """Load official weights strictly and return the model in eval mode.
 
         ``path`` is an HF-style directory (``config.json`` + ``model.safetensors`` or
         ``pytorch_model.bin``, e.g. a clone of ``mit-han-lab/dc-ht``) or a single state-dict
         file (``.safetensors``/``.bin``/``.pt``). ``config`` overrides the directory's
         ``config.json``; for a single file without ``config``, a ``config.json`` beside it is
-        used, else the released architecture. Missing, unexpected or mis-shaped keys raise
-        :class:`~baselines.dcar.tokenizer.checkpoint.StateDictMismatchError` naming them.
+        used, else the released architecture. ``torch_dtype`` (default float32) applies to the
+        floating tensors, ``device`` (default CPU) to the model. Reading and strict checking are
+        :func:`baselines.dcar.checkpoint.load_pretrained` (the same code and errors as DC-AR's):
+        missing, unexpected or mis-shaped keys raise
+        :class:`~baselines.dcar.checkpoint.StateDictMismatchError` naming them and the file.
         """
         path = Path(path).expanduser()
+        weight_file = find_weights_file(path, "DC-HT")
         if path.is_dir():
-            weight_file = find_weight_file(path)
             config_source: Any = config if config is not None else path / "config.json"
-        elif path.is_file():
-            weight_file = path
+        else:
             sibling = path.parent / "config.json"
             config_source = config if config is not None else (sibling if sibling.is_file() else None)
-        else:
-            raise FileNotFoundError(f"DC-HT weights not found: {path}")
         if isinstance(config_source, DCHTConfig):
             cfg = config_source
         elif config_source is None:
             cfg = DCHTConfig()
         else:
             cfg = DCHTConfig.from_official(config_source)
-        state_dict = load_state_dict_file(weight_file)
-        with torch.device("meta"):
-            model = cls(cfg)
-        check_state_dict(model, state_dict, source=str(weight_file))
-        state_dict = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state_dict.items()}
-        model.load_state_dict(state_dict, strict=True, assign=True)
-        return model.to(device).eval()
+        return load_pretrained(
+            lambda: cls(cfg), weight_file, torch_dtype=torch_dtype, device=device,
+            fix=("check that the file is a DC-HT tokenizer checkpoint and that the config it is built with (the "
+                 "config argument, else config.json beside the weights, else the released f32c32) is the one it "
+                 "was saved with; for an adapter that is its config option, e.g. --set model.config=tiny"))
 
     def save_pretrained(self, directory: str | os.PathLike, *, safe_serialization: bool = True) -> Path:
         """Write ``config.json`` (official ``dc_ht`` format) and ``model.safetensors`` / ``pytorch_model.bin``."""

@@ -4,7 +4,7 @@ Why it returns so much: DC-AR's generator is trained on two targets per image to
 the discrete code id and the *residual* (normalised latent minus its code), and the
 tokenizer has three decode paths (continuous, discrete, hybrid). One forward pass
 therefore yields the straight-through quantised latent, the ids in raster order, the
-residual tokens, the normalised features and the VQ loss (FACTS.md §(a.5)).
+residual tokens, the normalised features and the VQ loss (as the official ``HybridVQ`` quantizer).
 
 Everything runs in at least float32 regardless of the module dtype (float64 stays
 float64, for the parity check): the nearest-code search must not change with
