@@ -115,6 +115,7 @@ class MetricsConfig:
     inception: InceptionConfig
     lpips: LPIPSConfig
     ssim_border: Literal["full", "valid"]
+    ssim_precision: Literal["float32", "float64"]
     frechet: Literal["sqrtm", "eigh"]
     kid: bool
 
@@ -305,7 +306,7 @@ class ImageNetReconSuite(Suite):
                    reference="torchmetrics 1.9.0 / skimage structural_similarity"),
         MetricSpec("LPIPS", "lower", {"net": "alex", "version": "0.1"}, reference="lpips 0.1.4"),
     )
-    libraries = ("torch-fidelity", "clean-fid", "lpips", "scikit-image", "torchmetrics", "scipy", "pillow")
+    libraries = ("torch-fidelity", "pytorch-fid", "clean-fid", "lpips", "scikit-image", "torchmetrics", "scipy", "pillow")
     #: keys that change no record, only the aggregate: `dcar-bench aggregate DIR --set KEY=...` may change them
     aggregate_keys: ClassVar[tuple[str, ...]] = ("reference.stats_path", "metrics.frechet", "metrics.kid", "report")
     # skipping a corrupt file decides only what happens to items without a record: may change on resume
@@ -552,12 +553,13 @@ class ImageNetReconSuite(Suite):
         images = to_float(u8)
         check_batch(images, name="imagenet_recon input", multiple_of=int(getattr(adapter, "downsample", 1)))
         extractor, lpips = self.extractor(), self.lpips()
-        border = self.cfg.metrics.ssim_border
+        border, precision = self.cfg.metrics.ssim_border, self.cfg.metrics.ssim_precision
         feats = {"real": extractor(u8)}
         per: dict[str, dict[str, np.ndarray]] = {}
         for path in paths:
             recon = self._reconstruct(adapter, images, path, items)
-            per[path] = {"psnr": psnr_per_image(u8, recon), "ssim": ssim_per_image(u8, recon, border=border),
+            per[path] = {"psnr": psnr_per_image(u8, recon),
+                         "ssim": ssim_per_image(u8, recon, border=border, precision=precision),
                          "lpips": lpips(u8, recon)}
             feats[path] = extractor(recon)
         _check_finite_features(feats, items)
@@ -631,7 +633,7 @@ class ImageNetReconSuite(Suite):
             "reference_stats": ref_source,
             "fid_protocol": protocol,
             "fid": FID(frechet).spec.to_dict(),
-            "ssim": SSIM(self.cfg.metrics.ssim_border).spec.to_dict(),
+            "ssim": SSIM(self.cfg.metrics.ssim_border, self.cfg.metrics.ssim_precision).spec.to_dict(),
             "weights": weights,
             "is_paper_metric": bool(is_paper_metric),
             "warnings": warnings,
