@@ -7,6 +7,8 @@ images that are already quantised).
 """
 from __future__ import annotations
 
+from harness.api import DataError
+
 
 def to_uint8(images):
     """float [0,1] tensor -> uint8 tensor of the same shape (DC-AE rounding)."""
@@ -17,7 +19,7 @@ def to_uint8(images):
     if images.dtype == torch.uint8:
         return images
     if not torch.isfinite(images).all():
-        raise ValueError("images contain NaN or Inf values; refusing to quantise them")
+        raise DataError("images contain NaN or Inf values; refusing to quantise them")
     return torch.floor(images.float().clamp(0, 1) * 255.0 + 0.5).clamp(0, 255).to(torch.uint8)
 
 
@@ -31,18 +33,18 @@ def to_float(images_u8):
 
 
 def check_batch(images, *, name: str = "images", multiple_of: int = 1):
-    """Validate a (B, 3, H, W) float batch in [0,1]; raise ValueError with a clear message."""
+    """Validate a (B, 3, H, W) float batch in [0,1]; raise :class:`DataError` (a ValueError) naming ``name``."""
     import torch
 
     if not torch.is_tensor(images):
         raise TypeError(f"{name}: expected a torch tensor, got {type(images).__name__}")
     if images.ndim != 4:
-        raise ValueError(f"{name}: expected shape (B, 3, H, W), got {tuple(images.shape)}")
+        raise DataError(f"{name}: expected shape (B, 3, H, W), got {tuple(images.shape)}")
     if images.shape[1] != 3:
-        raise ValueError(f"{name}: expected 3 RGB channels, got {images.shape[1]} (shape {tuple(images.shape)})")
+        raise DataError(f"{name}: expected 3 RGB channels, got {images.shape[1]} (shape {tuple(images.shape)})")
     h, w = images.shape[-2:]
     if multiple_of > 1 and (h % multiple_of or w % multiple_of):
-        raise ValueError(f"{name}: height and width must be multiples of {multiple_of}, got {h}x{w}")
+        raise DataError(f"{name}: height and width must be multiples of {multiple_of}, got {h}x{w}")
     if images.is_floating_point() and not torch.isfinite(images).all():
-        raise ValueError(f"{name}: contains NaN or Inf values")
+        raise DataError(f"{name}: contains NaN or Inf values")
     return images

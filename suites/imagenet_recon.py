@@ -294,6 +294,22 @@ def _open_reference_stats(path: Path, protocol: Mapping[str, Any]):
 # --------------------------------------------------------------------------- the suite
 
 
+def _padded_call(fn, n: int, *batches):
+    """``fn(*batches)`` on batches padded to ``n`` rows (copies of the last row), the padding dropped.
+
+    Inception and LPIPS results move in the last float digits with the batch's GEMM shapes; padding
+    every call (a short last batch, a resumed tail, skipped corrupt files) to the run's batch size
+    keeps an item's features and LPIPS byte-identical however many items were left.
+    """
+    import torch
+
+    b = batches[0].shape[0]
+    if b >= n:
+        return fn(*batches)
+    padded = [torch.cat([x, x[-1:].expand(n - b, *x.shape[1:])]) for x in batches]
+    return fn(*padded)[:b]
+
+
 class ImageNetReconSuite(Suite):
     name = "imagenet_recon"
     adapter_kind = "image_tokenizer"
@@ -554,14 +570,15 @@ class ImageNetReconSuite(Suite):
         check_batch(images, name="imagenet_recon input", multiple_of=int(getattr(adapter, "downsample", 1)))
         extractor, lpips = self.extractor(), self.lpips()
         border, precision = self.cfg.metrics.ssim_border, self.cfg.metrics.ssim_precision
-        feats = {"real": extractor(u8)}
+        n = max(ctx.batch_size, len(items))
+        feats = {"real": _padded_call(extractor, n, u8)}
         per: dict[str, dict[str, np.ndarray]] = {}
         for path in paths:
             recon = self._reconstruct(adapter, images, path, items)
             per[path] = {"psnr": psnr_per_image(u8, recon),
                          "ssim": ssim_per_image(u8, recon, border=border, precision=precision),
-                         "lpips": lpips(u8, recon)}
-            feats[path] = extractor(recon)
+                         "lpips": _padded_call(lpips, n, u8, recon)}
+            feats[path] = _padded_call(extractor, n, recon)
         _check_finite_features(feats, items)
         models = {"inception": extractor.weights_id, "inception_real": bool(extractor.real_weights),
                   "lpips": lpips.weights_id, "lpips_real": bool(lpips.real_weights)}

@@ -531,3 +531,20 @@ def test_hints_for_missing_dataset_and_weights_name_keys_that_work(tmp_path, mon
 def test_a_wrong_dataset_kind_hint_names_a_valid_value():
     """The type-checked config's hint for an enumerated key must suggest one of its values."""
     assert _feed_back(_message(lambda: _suite(**{"dataset.kind": "cifar"}))) == ["dataset.kind"]
+
+
+def test_inception_and_lpips_calls_are_padded_to_the_run_batch_size():
+    import torch
+
+    from suites.imagenet_recon import _padded_call
+
+    seen = []
+
+    def fn(a, b=None):
+        seen.append(a.shape[0])
+        return a.float().mean(dim=(1, 2, 3)) if b is None else (a.float() - b.float()).abs().mean(dim=(1, 2, 3))
+
+    x = torch.arange(3 * 3 * 4 * 4, dtype=torch.uint8).reshape(3, 3, 4, 4)
+    out = _padded_call(fn, 8, x)
+    assert seen == [8] and out.shape == (3,) and torch.equal(out, fn(x))
+    assert _padded_call(fn, 2, x, x).shape == (3,) and seen[-1] == 3  # never cut a batch larger than n

@@ -32,6 +32,7 @@ def _records(run_dir: Path) -> dict[str, dict]:
     return {r["item_id"]: r for r in map(json.loads, lines)}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_dc_ar_resume_after_a_torn_record_is_byte_identical(tmp_path, monkeypatch):
     monkeypatch.setenv("DCAR_BENCH_CACHE", str(tmp_path / "cache"))
@@ -58,3 +59,27 @@ def test_dc_ar_resume_after_a_torn_record_is_byte_identical(tmp_path, monkeypatc
     assert not list((killed / "artifacts").rglob("*.tmp"))
     assert json.loads((killed / "summary.json").read_text())["records_sha256"] == \
         json.loads((whole / "summary.json").read_text())["records_sha256"]
+
+
+IMAGENET_SETTINGS = ["model.config=tiny", "model.random_init_seed=0", "dataset.kind=skimage_samples",
+                     "dataset.limit=4", "metrics.inception.random_init_seed=0", "metrics.lpips.random_backbone_seed=0",
+                     "metrics.frechet=eigh"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_imagenet_recon_resume_after_a_torn_record_is_byte_identical(tmp_path, monkeypatch):
+    pytest.importorskip("lpips")
+    monkeypatch.setenv("DCAR_BENCH_CACHE", str(tmp_path / "cache"))
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    run("imagenet_recon", "dc-ht", whole, overrides=IMAGENET_SETTINGS, batch_size=3, show_progress=False)
+    run("imagenet_recon", "dc-ht", killed, overrides=IMAGENET_SETTINGS, batch_size=3, show_progress=False,
+        aggregate_when_done=False)
+    rec_file = killed / "records" / "shard-0-of-1.jsonl"
+    lines = rec_file.read_bytes().splitlines(keepends=True)
+    rec_file.write_bytes(lines[0] + lines[1][:10])  # items 1-3 are redone as one batch (the whole run had 3 + 1)
+    res = run("imagenet_recon", "dc-ht", killed, overrides=IMAGENET_SETTINGS, batch_size=3, show_progress=False)
+    assert res.completed == 3
+    assert _records(killed) == _records(whole)
+    feats = {p.name: p.read_bytes() for p in sorted((whole / "artifacts" / "inception").glob("*.npz"))}
+    assert feats == {p.name: p.read_bytes() for p in sorted((killed / "artifacts" / "inception").glob("*.npz"))}
