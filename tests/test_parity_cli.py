@@ -19,14 +19,6 @@ FIXTURE = REPO_ROOT / "tests" / "fixtures" / "parity"
 TOKENIZER_FILES = [f"tokenizer_small_{s}" for s in ("config.json", "state_dict.pt", "io.pt")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread is faster and avoids oversubscribing a shared CI machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _rows(text: str) -> dict[str, str]:
     """output name -> last column ("ok"/"FAIL") of the printed table."""

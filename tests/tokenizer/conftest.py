@@ -34,18 +34,6 @@ def randomize_(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     return model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Run these tiny-tensor tests on one intra-op thread, restoring the setting afterwards.
-
-    Why: the tensors here are so small that OpenMP threading costs more than it saves, and on a
-    shared CI machine oversubscribed threads slowed these tests by 10-50x (measured).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="session")
 def randomize():
