@@ -1,25 +1,38 @@
 """``dcar-bench geneval generate|detect|score|check|run``: the GenEval flow from the command line.
 
-Why a tool beside the two suites: the stages are separate runs with files between them
-(generate on one machine, detect on a GPU box, re-score anywhere), and ``check`` must fail
-in seconds, before any model is loaded, listing exactly which files are missing and
-where they are looked for.
+Why a tool beside the two suites: the stages are separate runs with files between them (generate
+on one machine, detect on a GPU box, re-score anywhere), and ``check`` must fail in seconds, before
+any model is loaded, listing exactly which files are missing and where they are looked for. Every
+stage is :func:`harness.jobs.run` or :func:`harness.jobs.aggregate` with the right suite and keys;
+this module reads no record itself.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, TextIO
 
-from harness.api import MissingResourceError
+from harness.api import MissingResourceError, UserError
+from harness.geneval.folder import RUN_SUBDIR
+
+#: a ``--set`` example per sub-command, each a key that sub-command's suite accepts (tested)
+SET_EXAMPLES = {"generate": "prompts=0:10", "detect": "strict_metadata=true", "run": "prompts=0:10"}
+DETECT_SET_EXAMPLE = "strict_metadata=true"
 
 
-def _common_run_args(p: argparse.ArgumentParser) -> None:
+class NotADetectRunError(UserError, ValueError):
+    """``geneval score`` was pointed at a run directory of another suite."""
+
+
+def _common_run_args(p: argparse.ArgumentParser, stage: str) -> None:
     p.add_argument("--out", "-o", required=True, help="run directory (created; resumed if it exists)")
+    suite = "geneval_detect" if stage == "detect" else "geneval"
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value (repeatable), e.g. --set prompts=0:10")
+                   help=f"override a {suite} config value (repeatable; keys of suites/{suite}.yaml), "
+                        f"e.g. --set {SET_EXAMPLES[stage]}")
     p.add_argument("--shard", help="run only shard i of n (i/n); default from torchrun's RANK/WORLD_SIZE")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
@@ -41,23 +54,23 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="write the official GenEval folder with a text-to-image adapter")
     g.add_argument("--model", "-m", required=True, help="adapter name, e.g. dc-ar")
     g.add_argument("--seed", type=int, help="run seed (per-item seeds derive from it)")
-    _common_run_args(g)
+    _common_run_args(g, "generate")
 
     d = sub.add_parser("detect", help="detect objects + colours in a GenEval folder and score it")
     d.add_argument("--images", required=True, help="GenEval folder (<dir>/00000/metadata.jsonl + samples/0000.png)")
-    _common_run_args(d)
+    _common_run_args(d, "detect")
     _detect_args(d)
 
-    s = sub.add_parser("score", help="re-score a detect run's records (no detector needed)")
+    s = sub.add_parser("score", help="re-score a detect run's records with other rule constants (no detector)")
     s.add_argument("run_dir", help="a geneval_detect run directory")
     s.add_argument("--allow-partial", action="store_true", help="score an incomplete run (labelled INCOMPLETE)")
     s.add_argument("--skip-sanity-gate", action="store_true", help="score even if the gate failed (labelled)")
     s.add_argument("--rule", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a rule constant, e.g. --rule threshold=0.35")
+                   help="override a rule constant (rules.* of suites/geneval_detect.yaml), e.g. --rule threshold=0.35")
     s.add_argument("--json", help="also write the summary JSON here")
 
     c = sub.add_parser("check", help="which GenEval files are present/missing, mmcv/mmdet status, a folder's state")
-    c.add_argument("--images", help="also check this GenEval folder")
+    c.add_argument("--images", help="also check this GenEval folder (layout, completeness, every PNG decoded)")
     c.add_argument("--model", "-m", help="also check this adapter's files")
     c.add_argument("--detector-checkpoint")
     c.add_argument("--clip-weights")
@@ -65,15 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="check, generate, detect, score and report in one go (<out>/generate, <out>/detect)")
     r.add_argument("--model", "-m", required=True)
     r.add_argument("--seed", type=int)
-    _common_run_args(r)
+    _common_run_args(r, "run")
     r.add_argument("--detect-set", dest="detect_overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a geneval_detect config value (--set goes to the generate stage)")
+                   help=f"override a geneval_detect config value (--set goes to the generate stage), "
+                        f"e.g. --detect-set {DETECT_SET_EXAMPLE}")
     _detect_args(r)
     return ap
 
 
-def _detect_overrides(args: argparse.Namespace) -> list[str]:
-    out = list(getattr(args, "overrides", []) or [])
+def detect_overrides(args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
+    """``--set`` values for geneval_detect from the detect flags, then ``extra`` (the user's own --set)."""
+    out = []
     for flag, key in (("device", "device"), ("detector_checkpoint", "detector_checkpoint"),
                       ("detector_config", "detector_config"), ("clip_weights", "clip_weights")):
         v = getattr(args, flag, None)
@@ -83,31 +98,31 @@ def _detect_overrides(args: argparse.Namespace) -> list[str]:
         out.append("allow_partial=true")
     if getattr(args, "random_weights", False):
         out.append("random_weights=true")
-    return out
+    return out + list(extra)
 
 
 # ---------------------------------------------------------------- check
 
 
 def check(detector_checkpoint: str | None = None, clip_weights: str | None = None, model: str | None = None,
-          images: str | None = None, random_weights: bool = False, out=None) -> list[str]:
+          images: str | None = None, random_weights: bool = False, out: TextIO | None = None) -> list[str]:
     """Print the state of everything GenEval needs; return the list of problems (empty = ready)."""
     out = out if out is not None else sys.stdout
     from harness import resources
     from harness.geneval.color import CLIP_WEIGHTS
+    from harness.geneval.detection import PACKAGES, missing_packages
     from harness.geneval.detector import DETECTOR_CHECKPOINT
     from harness.geneval.mmcv_ops import mmcv_status
 
     problems: list[str] = []
     st = mmcv_status()
     print(f"mmcv: {st.describe()}", file=out)
-    import importlib.util
-
-    for mod, extra in (("mmdet", "geneval"), ("mmengine", "geneval"), ("open_clip", "geneval"), ("skimage", "geneval")):
-        ok = importlib.util.find_spec(mod) is not None
-        print(f"{mod}: {'installed' if ok else 'MISSING'}", file=out)
-        if not ok:
-            problems.append(f"python package {mod!r} is not installed: pip install 'dcar-bench[{extra}]'")
+    missing = missing_packages()
+    for dist in PACKAGES.values():
+        if dist != "mmcv-lite":  # its line is the mmcv status above
+            print(f"{dist}: {'MISSING' if dist in missing else 'installed'}", file=out)
+        if dist in missing:
+            problems.append(f"python package {dist!r} is not installed: pip install 'dcar-bench[geneval]'")
     if st.installed and not st.compiled_ops:
         print("  (no compiled mmcv ops: the detector runs on CPU only; GPU needs a compiled mmcv, docs/geneval.md)",
               file=out)
@@ -123,16 +138,27 @@ def check(detector_checkpoint: str | None = None, clip_weights: str | None = Non
         if found is None:
             problems.append(resources.missing_message(req, candidates))
     if images:
-        from harness.data.geneval import GenEvalFolderError, scan_folder
-
-        try:
-            scan = scan_folder(images)
-            print(f"images: {scan.num_images} PNG samples in {len(scan.prompts)} prompt folders of {images}", file=out)
-            for w in scan.warnings():
-                print(f"  warning: {w}", file=out)
-        except GenEvalFolderError as exc:
-            problems.append(str(exc))
+        problems += check_images(images, out)
     return problems
+
+
+def check_images(images: str, out: TextIO) -> list[str]:
+    """The folder checks of the detect suite's validate (layout, every PNG decoded), plus its completeness."""
+    from harness.geneval.folder import GenEvalFolderError, image_rows, inspect_folder
+    from harness.geneval.rules import completeness_message, summarize
+
+    try:
+        scan = inspect_folder(images)
+    except GenEvalFolderError as exc:
+        return [str(exc)]
+    print(f"images: {scan.num_images} PNG samples (all decode) in {len(scan.prompts)} prompt folders of {images}",
+          file=out)
+    summary = summarize(image_rows(scan))
+    if not summary["complete"]:
+        print(f"  warning: {completeness_message(summary)}; `geneval detect` needs --allow-partial for it", file=out)
+    for w in scan.warnings():
+        print(f"  warning: {w}", file=out)
+    return []
 
 
 def _fail_if_missing(problems: list[str]) -> None:
@@ -144,93 +170,97 @@ def _fail_if_missing(problems: list[str]) -> None:
 
 
 def generate(args: argparse.Namespace, out_dir: str | None = None):
-    from harness.runner import run
+    from harness import jobs
 
-    return run("geneval", args.model, out_dir or args.out, overrides=args.overrides, shard=args.shard, seed=args.seed,
-               show_progress=not args.quiet, argv=list(sys.argv[1:]))
-
-
-def detect(args: argparse.Namespace, images: str, out_dir: str, overrides: list[str] | None = None):
-    from harness.runner import run
-
-    ov = [f"images_dir={json.dumps(str(Path(images).resolve()))}"] + (overrides if overrides is not None
-                                                                       else _detect_overrides(args))
-    return run("geneval_detect", None, out_dir, overrides=ov, shard=args.shard, show_progress=not args.quiet,
-               argv=list(sys.argv[1:]))
+    return jobs.run("geneval", args.model, out_dir or args.out, overrides=args.overrides, shard=args.shard,
+                    seed=args.seed, show_progress=not args.quiet, argv=args.command_line)
 
 
-def score(run_dir: str, *, allow_partial: bool = False, skip_gate: bool = False, rule_overrides: Sequence[str] = ()):
-    """Re-score a geneval_detect run from its records (any rule constant may be changed)."""
-    from harness.geneval.scoring import rules_from_config, score_records
-    from harness.runner.config import parse_set
-    from harness.records import read_all
+def detect(args: argparse.Namespace, images: str, out_dir: str, overrides: Sequence[str]):
+    from harness import jobs
+
+    ov = [f"images_dir={json.dumps(str(Path(images).expanduser().resolve()))}", *overrides]
+    return jobs.run("geneval_detect", None, out_dir, overrides=ov, shard=args.shard, show_progress=not args.quiet,
+                    argv=args.command_line)
+
+
+def score(run_dir: str, *, allow_partial: bool = False, skip_gate: bool = False,
+          rule_overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Re-aggregate a geneval_detect run with other rule constants; returns the GenEval results.
+
+    The aggregate writes the run's ``summary.json`` and ``report.md`` again (``aggregate_overrides``
+    in the summary records what was changed); no record changes.
+    """
+    from harness import jobs
     from harness.store import RunStore
-    from suites.geneval import GenEvalDetectSuite
 
-    store = RunStore(run_dir)
-    manifest = store.require_manifest()
+    manifest = RunStore(run_dir).require_manifest()
     if manifest.get("suite") != "geneval_detect":
-        raise ValueError(f"{run_dir} is a {manifest.get('suite')!r} run; `geneval score` needs a geneval_detect run "
-                         "(made by `dcar-bench geneval detect`)")
-    config = dict(manifest["config"])
-    rules = dict(config.get("rules") or {})
-    for expr in rule_overrides:
-        k, v = parse_set(expr)
-        rules[k] = v
-    config["rules"] = rules
-    by_id: dict[str, Any] = {}
-    for _, res in read_all(store.records_dir):
-        for rec in res.records:
-            by_id.setdefault(rec["item_id"], rec)
-    records = list(by_id.values())
-    suite = GenEvalDetectSuite(config)
-    return score_records(records, rules=rules_from_config(config),
-                         allow_partial=allow_partial or bool(config.get("allow_partial")),
-                         require_gate=not skip_gate and bool(config.get("sanity_gate", True))
-                         and not config.get("random_weights"), models=suite.model_info(records))
+        raise NotADetectRunError(f"{run_dir} is a {manifest.get('suite')!r} run; `geneval score` needs a "
+                                 "geneval_detect run (made by `dcar-bench geneval detect`)")
+    overrides = [f"rules.{expr.strip()}" for expr in rule_overrides]
+    if allow_partial:
+        overrides.append("allow_partial=true")
+    if skip_gate:
+        overrides.append("skip_sanity_gate=true")
+    return jobs.aggregate(run_dir, overrides=overrides)["results"]
+
+
+def _print_report(res: Any) -> None:
+    if res.report:
+        print(Path(res.report).read_text(encoding="utf-8"))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.cmd == "check":
+        problems = check(args.detector_checkpoint, args.clip_weights, args.model, args.images)
+        if problems:
+            print("\nNOT READY:\n\n" + "\n\n".join(problems), file=sys.stderr)
+            return 1
+        print("ready")
+        return 0
+    if args.cmd == "generate":
+        res = generate(args)
+        print(f"generated {res.completed} images ({res.skipped} already there) in {Path(res.run_dir) / RUN_SUBDIR}")
+        return 0
+    if args.cmd == "detect":
+        if not args.random_weights:
+            _fail_if_missing(check(args.detector_checkpoint, args.clip_weights, out=sys.stderr))
+        _print_report(detect(args, args.images, args.out, detect_overrides(args, args.overrides)))
+        return 0
+    if args.cmd == "score":
+        from harness.io import atomic_write_bytes, dump_json
+        from harness.store import RunStore
+
+        results = score(args.run_dir, allow_partial=args.allow_partial, skip_gate=args.skip_sanity_gate,
+                        rule_overrides=args.rule)
+        print(RunStore(args.run_dir).report_path.read_text(encoding="utf-8"))
+        if args.json:
+            atomic_write_bytes(Path(args.json), dump_json(results))
+        return 0
+    # run: check everything first, then generate -> detect (+ score, report)
+    _fail_if_missing(check(args.detector_checkpoint, args.clip_weights, args.model, None,
+                           random_weights=args.random_weights, out=sys.stderr))
+    out = Path(args.out)
+    gen = generate(args, str(out / "generate"))
+    _print_report(detect(args, str(Path(gen.run_dir) / RUN_SUBDIR), str(out / "detect"),
+                         detect_overrides(args, args.detect_overrides)))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
-    try:
-        if args.cmd == "check":
-            problems = check(args.detector_checkpoint, args.clip_weights, args.model, args.images)
-            if problems:
-                print("\nNOT READY:\n\n" + "\n\n".join(problems), file=sys.stderr)
-                return 1
-            print("ready")
-            return 0
-        if args.cmd == "generate":
-            res = generate(args)
-            print(f"generated {res.completed} images ({res.skipped} already there) in {res.run_dir}/artifacts/geneval")
-            return 0
-        if args.cmd == "detect":
-            if not args.random_weights:
-                _fail_if_missing(check(args.detector_checkpoint, args.clip_weights, None, args.images, out=sys.stderr))
-            res = detect(args, args.images, args.out)
-            if res.report:
-                print(Path(res.report).read_text())
-            return 0
-        if args.cmd == "score":
-            from harness.geneval.scoring import render_table3
+    """Exit 0 on success, 1 on a user error (one line on stderr; ``DCAR_BENCH_DEBUG=1`` shows the traceback)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.command_line = ["dcar-bench", "geneval", *argv]  # recorded in the manifest
+    if getattr(args, "quiet", False):
+        from harness.cli import quiet_libraries
 
-            summary = score(args.run_dir, allow_partial=args.allow_partial, skip_gate=args.skip_sanity_gate,
-                            rule_overrides=args.rule)
-            print(render_table3(summary, our_label=(summary["models"].get("generator") or {}).get("name") or "ours"))
-            if args.json:
-                Path(args.json).write_text(json.dumps(summary, indent=2, sort_keys=True))
-            return 0
-        if args.cmd == "run":
-            _fail_if_missing(check(args.detector_checkpoint, args.clip_weights, args.model, None,
-                                   random_weights=args.random_weights, out=sys.stderr))
-            out = Path(args.out)
-            gen = generate(args, str(out / "generate"))
-            ov = _detect_overrides(argparse.Namespace(**{**vars(args), "overrides": args.detect_overrides}))
-            res = detect(args, str(Path(gen.run_dir) / "artifacts" / "geneval"), str(out / "detect"), ov)
-            if res.report:
-                print(Path(res.report).read_text())
-            return 0
-    except MissingResourceError as exc:
-        print(f"dcar-bench geneval: {exc}", file=sys.stderr)
-        return 2
-    return 1
+        quiet_libraries()
+    try:
+        return _dispatch(args)
+    except UserError as exc:
+        if os.environ.get("DCAR_BENCH_DEBUG"):
+            raise
+        print(f"dcar-bench geneval: error: {exc}", file=sys.stderr)
+        return 1

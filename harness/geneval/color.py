@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.api import Requirement
-from harness.metrics.geneval_rules import COLORS
+from harness.api import MissingResourceError, Requirement
+from harness.geneval.rules import COLORS
 
 TEMPLATES: tuple[str, ...] = ("a photo of a {c} {cls}", "a photo of a {c}-colored {cls}", "a photo of a {c} object")
 BGCOLOR = "#999"  # (153, 153, 153)
@@ -158,7 +158,7 @@ def load_color_classifier(weights: str | os.PathLike | None = None, *, model_nam
     else:
         path = resolve_weights_file(Path(weights))
         if not path.is_file():
-            raise FileNotFoundError(f"CLIP weights {path} do not exist. {CLIP_WEIGHTS.description}")
+            raise MissingResourceError(f"CLIP weights {path} do not exist. {CLIP_WEIGHTS.description}")
         # OpenAI CLIP uses QuickGELU; the plain "ViT-L-14" config would build GELU.
         model, _, preprocess = open_clip.create_model_and_transforms(
             model_name, pretrained=str(path), force_quick_gelu=True, weights_only=False)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.api import Requirement
+from harness.api import DataError, MissingDependencyError, MissingResourceError, Requirement
 from harness.io import file_sha256
 
 CONFIG_NAME = "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco.py"  # mmdet 3 name of the official model
@@ -70,10 +70,10 @@ def default_config_path() -> Path:
 
     spec = importlib.util.find_spec("mmdet")
     if spec is None or spec.origin is None:
-        raise ImportError("mmdet is not installed: pip install 'dcar-bench[geneval]' (docs/geneval.md)")
+        raise MissingDependencyError("mmdet is not installed: pip install 'dcar-bench[geneval]' (docs/geneval.md)")
     path = Path(spec.origin).parent / ".mim" / "configs" / "mask2former" / CONFIG_NAME
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingResourceError(
             f"{path} is missing: the installed mmdet has no bundled Mask2Former config (need mmdet 3.3.0 from the "
             f"wheel), or set {DETECTOR_CONFIG.env_var} to a copy of {CONFIG_NAME}"
         )
@@ -144,7 +144,8 @@ def load_detector(config: str | os.PathLike | None = None, checkpoint: str | os.
 
     config_path = Path(config) if config else default_config_path()
     if not config_path.is_file():
-        raise FileNotFoundError(f"detector config {config_path} does not exist")
+        raise MissingResourceError(f"detector config {config_path} does not exist (detector_config / "
+                                   f"${DETECTOR_CONFIG.env_var}); unset it to use the config inside the mmdet wheel")
     if checkpoint is None and random_init_seed is None:
         raise ValueError("load_detector needs a checkpoint, or random_init_seed for a random-weight test detector")
     if random_init_seed is not None:
@@ -162,7 +163,7 @@ def load_detector(config: str | os.PathLike | None = None, checkpoint: str | os.
     if checkpoint is not None:
         ckpt_path = resolve_checkpoint_file(Path(checkpoint))
         if not ckpt_path.is_file():
-            raise FileNotFoundError(f"detector checkpoint {ckpt_path} does not exist")
+            raise MissingResourceError(f"detector checkpoint {ckpt_path} does not exist. {DETECTOR_CHECKPOINT.description}")
         det.checkpoint = str(ckpt_path)
         det.checkpoint_sha256 = file_sha256(ckpt_path)
         det.checkpoint_format = load_weights(model, ckpt_path)
@@ -229,14 +230,21 @@ def load_weights(model: Any, path: Path) -> str:
     from harness.geneval.checkpoint import convert_mmdet2_state_dict, extract_state_dict, is_mmdet2_state_dict
 
     # OpenMMLab checkpoints carry numpy objects in 'meta': torch>=2.6 refuses them with weights_only=True.
-    raw = torch.load(str(path), map_location="cpu", weights_only=False)
-    sd = extract_state_dict(raw)
+    try:
+        raw = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch.load raises pickle/zip/EOF errors of many types on a non-checkpoint
+        raise DataError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: {exc}); expected the "
+                        f"Mask2Former Swin-S COCO .pth. {DETECTOR_CHECKPOINT.description}") from exc
+    try:
+        sd = extract_state_dict(raw)
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from exc
     fmt = "mmdet2" if is_mmdet2_state_dict(sd) else "mmdet3"
     if fmt == "mmdet2":
         sd = convert_mmdet2_state_dict(sd)
     result = model.load_state_dict(sd, strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
+        raise DataError(
             f"{path} does not fit Mask2Former Swin-S COCO ({fmt} keys): {len(result.missing_keys)} missing "
             f"(e.g. {result.missing_keys[:3]}), {len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[:3]})"
         )

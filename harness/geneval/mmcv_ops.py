@@ -5,8 +5,8 @@ extension ``mmcv._ext`` at import time. ``mmcv-lite`` (a pure-Python wheel) lack
 building it takes ~21 minutes and a patched ``setup.py`` on these machines. On CPU,
 Mask2Former never calls a compiled op: mmcv's multi-scale deformable attention and point
 sampling take their pure-PyTorch paths, and outputs were measured identical to a compiled
-build (``INSTALL_FACTS.md``). So on CPU we register a stand-in ``mmcv._ext`` whose every
-function raises :class:`NotImplementedError` — any code path that does need a compiled op
+build of mmcv 2.1.0 on the same CPU. So on CPU we register a stand-in ``mmcv._ext`` whose
+every function raises :class:`NotImplementedError` — any code path that does need a compiled op
 fails loudly instead of silently producing wrong detections. On CUDA the compiled ops are
 required; :func:`check_device_support` refuses to run there without them.
 """
@@ -17,6 +17,8 @@ import importlib.util
 import sys
 import types
 from dataclasses import dataclass
+
+from harness.api import MissingDependencyError, UserError
 
 STUB_MARKER = "__dcar_bench_stub__"
 
@@ -98,20 +100,24 @@ def ensure_mmcv_ops() -> MmcvStatus:
     """Register the stand-in ``mmcv._ext`` unless a compiled one exists; call before importing mmdet."""
     status = mmcv_status()
     if not status.installed:
-        raise ImportError("the GenEval detector needs mmcv/mmdet: pip install 'dcar-bench[geneval]' "
-                          "(mmengine 0.10.7, mmcv-lite 2.1.0, mmdet 3.3.0; see docs/geneval.md)")
+        raise MissingDependencyError("the GenEval detector needs mmcv/mmdet: pip install 'dcar-bench[geneval]' "
+                                     "(mmengine 0.10.7, mmcv-lite 2.1.0, mmdet 3.3.0; see docs/geneval.md)")
     if not status.compiled_ops and "mmcv._ext" not in sys.modules:
         sys.modules["mmcv._ext"] = _make_stub()
         status = mmcv_status()
     return status
 
 
+class DeviceSupportError(UserError, RuntimeError):
+    """The requested device cannot run the detector with the installed mmcv."""
+
+
 def check_device_support(device: str) -> None:
     """CUDA needs compiled mmcv ops (deformable attention); refuse early with the fix."""
     status = mmcv_status()
     if str(device).startswith("cuda") and not status.compiled_ops:
-        raise RuntimeError(
+        raise DeviceSupportError(
             f"device {device!r} needs mmcv with compiled CUDA ops, but {status.describe()}. "
             "Either run the detector on CPU (--device cpu; identical outputs, slower) or build mmcv 2.1.0 "
-            "with CUDA as described in docs/geneval.md ('GPU install')."
+            "with CUDA as described in docs/geneval.md ('Install: GPU')."
         )

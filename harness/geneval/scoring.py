@@ -1,14 +1,16 @@
 """Score detection records: sanity gate, rules, completeness, labels, and the Table 3 layout.
 
-Used by the ``geneval_detect`` suite's aggregate and by ``dcar-bench geneval score`` (which
-re-scores a run's records with other constants without re-detecting). Pure Python.
+Used by the ``geneval_detect`` suite's aggregate, which ``dcar-bench geneval score`` re-runs with
+other rule constants (``rules.*``, ``allow_partial``, ``skip_sanity_gate`` are the keys the
+aggregate step accepts) without re-detecting. Pure Python.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+from harness.api import UserError
 from harness.geneval.gate import evaluate_gate, gate_message
-from harness.metrics.geneval_rules import (
+from harness.geneval.rules import (
     TAGS,
     Expected,
     RuleConfig,
@@ -17,7 +19,6 @@ from harness.metrics.geneval_rules import (
     judge_record,
     summarize,
 )
-from harness.api import UserError
 
 REFERENCE_TABLE = "Table3_GenEval"
 TABLE_COLUMNS = (("single_object", "Single Obj."), ("two_object", "Two Obj."), ("counting", "Counting"),
@@ -26,14 +27,6 @@ TABLE_COLUMNS = (("single_object", "Single Obj."), ("two_object", "Two Obj."), (
 
 class SanityGateError(UserError, RuntimeError):
     """The detector or colour classifier got the known images wrong: its scores would be meaningless."""
-
-
-def rules_from_config(config: Mapping[str, Any]) -> RuleConfig:
-    r = dict(config.get("rules") or {})
-    unknown = set(r) - set(RuleConfig().to_dict())
-    if unknown:
-        raise ValueError(f"unknown GenEval rule constant(s) {sorted(unknown)}; known: {sorted(RuleConfig().to_dict())}")
-    return RuleConfig(**r)
 
 
 def score_records(
@@ -52,8 +45,8 @@ def score_records(
         raise SanityGateError(
             "the detector/colour classifier failed the sanity gate on known images, so this run's detections are "
             "not trustworthy and it is not scored:\n" + gate_message(gate) + "\nCheck the checkpoint files, the "
-            "mmcv/mmdet install (`dcar-bench geneval check`), and docs/geneval.md. (Tests with random weights pass "
-            "--skip-sanity-gate; their numbers are labelled as not the GenEval metric.)"
+            "mmcv/mmdet install (`dcar-bench geneval check`), and docs/geneval.md. To score it anyway, labelled "
+            "as not the GenEval metric: `dcar-bench geneval score RUN --skip-sanity-gate` (--set skip_sanity_gate=true)."
         )
     rows = []
     for rec in records:
@@ -89,11 +82,13 @@ def fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.2f}"
 
 
-def render_table3(summary: Mapping[str, Any], our_label: str = "ours") -> str:
-    """Table 3 of the paper (GenEval) with our row beside the published ones."""
-    from harness.report.reference import reference_table
+def render_table3(summary: Mapping[str, Any], reference: Mapping[str, Mapping[str, Any]], our_label: str = "ours") -> str:
+    """Table 3 of the paper (GenEval) with our row beside the published ones.
 
-    ref = reference_table(REFERENCE_TABLE)
+    ``reference``: the paper's rows, ``{model: {"GenEval_<tag>": value, "GenEval_overall": value}}``
+    (``harness.report.reference.reference_table(REFERENCE_TABLE)``; passed in, as the report layer sits above this one).
+    """
+    ref = reference
     head = "| model | " + " | ".join(n for _, n in TABLE_COLUMNS) + " | Overall |"
     lines = [head, "|---" * (len(TABLE_COLUMNS) + 2) + "|"]
     for model, metrics in ref.items():
@@ -124,3 +119,32 @@ def render_table3(summary: Mapping[str, Any], our_label: str = "ours") -> str:
     out.append(f"Sanity gate: {'passed' if gate['passed'] else 'FAILED/SKIPPED'} "
                f"({sum(v['passed'] for v in gate['items'].values())}/{len(gate['items'])} known images right).")
     return "\n".join(out) + "\n"
+
+
+def score_detect_run(records: Iterable[Mapping[str, Any]], cfg: Any, images_folder: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``geneval_detect`` aggregate: :func:`score_records` with the run's switches, plus the folder facts.
+
+    ``cfg``: the run's :class:`~harness.geneval.config.DetectConfig` (with any aggregate-time
+    overrides); ``images_folder``: what the run recorded about its input folder at plan time
+    (``dir``, ``generator``, ``warnings``), so scoring reads no folder.
+    """
+    from harness.geneval.provenance import models_info
+
+    records = list(records)
+    models = models_info(random_weights=cfg.random_weights, detector_checkpoint=cfg.detector_checkpoint,
+                         clip_weights=cfg.clip_weights, generator=images_folder.get("generator"), records=records)
+    summary = score_records(records, rules=cfg.rules, allow_partial=cfg.allow_partial,
+                            require_gate=cfg.require_gate, models=models)
+    summary["images_dir"] = images_folder.get("dir")
+    summary["folder_warnings"] = list(images_folder.get("warnings") or [])
+    summary["per_image"] = [{k: r[k] for k in ("file", "tag", "correct", "reason")} for r in summary["per_image"]]
+    return summary
+
+
+def render_detect_run(summary: Mapping[str, Any], reference: Mapping[str, Mapping[str, Any]]) -> str:
+    """Table 3 with this run's row (labelled by the images' generator), then the folder's warnings."""
+    gen = (summary.get("models") or {}).get("generator") or {}
+    text = render_table3(summary, reference, our_label=gen.get("name") or "ours")
+    if summary.get("folder_warnings"):
+        text += "\nFolder warnings:\n" + "\n".join(f"- {w}" for w in summary["folder_warnings"]) + "\n"
+    return text

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from harness.geneval.color import BGCOLOR, TEMPLATES, ColorClassifier, load_color_classifier, masked_crop
-from harness.metrics.geneval_rules import COLORS
+from harness.geneval.rules import COLORS
 
 RED, BLUE = (230, 10, 10), (10, 20, 230)
 
@@ -119,7 +119,11 @@ def test_random_small_open_clip_model_runs_end_to_end(tmp_path):
     img, mask, box = synthetic()
     out = clf.classify(img, [(box, mask)] * 3, "cup")
     assert len(out) == 3 and all(c in COLORS for c, _ in out)
-    assert out[0] == out[1] == out[2]  # same crop, same answer (eval mode, no batch effects)
+    # same crop, same answer: the colour is equal, the probabilities only to float tolerance (rows of one batch
+    # may go through different GEMM blocking on some CPUs, ~2e-8 apart on AMD)
+    assert out[0][0] == out[1][0] == out[2][0]
+    for _, probs in out[1:]:
+        assert probs == pytest.approx(out[0][1], abs=1e-6)
     again = load_color_classifier(None, model_name="dcar-test-tiny-clip", random_init_seed=0).classify(img, [(box, mask)], "cup")
     assert again[0][0] == out[0][0] and again[0][1] == pytest.approx(out[0][1], abs=1e-5)
     # the local-file path: weights saved by open_clip's naming load back (directory lookup by file name too)

@@ -17,11 +17,11 @@ import pytest
 pytestmark = pytest.mark.geneval
 pytest.importorskip("mmdet", reason="needs the geneval extra: pip install 'dcar-bench[geneval]' (mmdet 3.3.0)")
 
-from harness.data.geneval import load_class_names  # noqa: E402
 from harness.geneval.checkpoint import convert_mmdet2_state_dict, is_mmdet2_state_dict  # noqa: E402
 from harness.geneval.detector import RawDetections, detect, load_detector  # noqa: E402
 from harness.geneval.mmcv_ops import STUB_MARKER, check_device_support, ensure_mmcv_ops, mmcv_status  # noqa: E402
-from harness.geneval.records import make_record, rle_decode, rle_encode  # noqa: E402
+from harness.geneval.prompts import load_class_names  # noqa: E402
+from harness.geneval.records import make_record, rle_decode  # noqa: E402
 
 KEYS_2X = Path(__file__).parent / "data" / "mmdet2_mask2former_swin-s_state_dict_keys.txt"
 
@@ -98,17 +98,6 @@ def test_one_cpu_inference_on_512_image_gives_records(detector, tmp_path):
     assert len(objs) == min(16, len(raw.boxes[best]))
 
 
-def test_rle_matches_pycocotools():
-    from pycocotools import mask as coco
-
-    rs = np.random.RandomState(1)
-    for _ in range(100):
-        m = rs.rand(*rs.randint(1, 50, 2)) < rs.rand()
-        ours = rle_encode(m)
-        ref = coco.encode(np.asfortranarray(m.astype(np.uint8)))
-        assert ours["counts"] == ref["counts"].decode() and ours["size"] == list(ref["size"])
-
-
 def test_mmdet2_keys_map_exactly_onto_the_mmdet3_model(detector):
     rows = [line.split(" ", 1) for line in KEYS_2X.read_text().splitlines()]
     shapes_2x = {k: tuple(json.loads(s.replace("(", "[").replace(",)", "]").replace(")", "]"))) for k, s in rows}
@@ -139,5 +128,11 @@ def test_loading_a_2x_checkpoint_and_rejecting_a_wrong_one(detector, tmp_path):
     torch.save({"state_dict": {"backbone.nope": torch.zeros(1)}}, bad)
     with pytest.raises(ValueError, match="does not fit Mask2Former Swin-S COCO"):
         load_detector(checkpoint=bad)
+    from harness.api import DataError
+
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"<html>not a checkpoint</html>")  # e.g. a download that saved an error page
+    with pytest.raises(DataError, match=f"{junk} is not a PyTorch checkpoint"):
+        load_detector(checkpoint=junk)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_detector(checkpoint=tmp_path / "missing.pth")

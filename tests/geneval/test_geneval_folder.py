@@ -7,16 +7,18 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from harness.data.geneval import (
+from harness.api import UserError
+from harness.geneval.folder import (
     GenEvalFolderError,
-    load_class_names,
-    load_prompts,
+    check_decodable,
+    inspect_folder,
     metadata_bytes,
     prompt_dir,
     sample_relpath,
     scan_folder,
 )
-from harness.metrics.geneval_rules import PROMPTS_PER_TAG, TAGS
+from harness.geneval.prompts import load_class_names, load_prompts
+from harness.geneval.rules import PROMPTS_PER_TAG, TAGS
 
 
 def test_shipped_prompt_file_matches_the_official_counts():
@@ -131,3 +133,47 @@ def test_duplicate_prompt_numbers_are_an_error(tmp_path):
     (tmp_path / "3").mkdir()
     with pytest.raises(GenEvalFolderError, match="both stand for prompt 3"):
         scan_folder(tmp_path)
+
+
+def test_undecodable_pngs_are_named_with_the_fix(tmp_path):
+    """A zero-byte and a truncated PNG pass a names-only scan but not the decoding check (issue 16, item 4)."""
+    make_folder(tmp_path, indices=(0, 1), n=2)
+    (prompt_dir(tmp_path, 0) / "samples" / "0001.png").write_bytes(b"")
+    good = (prompt_dir(tmp_path, 1) / "samples" / "0000.png").read_bytes()
+    (prompt_dir(tmp_path, 1) / "samples" / "0000.png").write_bytes(good[: len(good) // 2])
+    scan = scan_folder(tmp_path)
+    assert scan.num_images == 4  # listed like the official scorer lists them
+    with pytest.raises(GenEvalFolderError) as e:
+        check_decodable(scan)
+    msg = str(e.value)
+    assert isinstance(e.value, UserError) and "\n" not in msg
+    assert msg.startswith(f"2 of 4 PNG sample(s) in {tmp_path} cannot be decoded")
+    assert "00000/samples/0001.png (empty file (0 bytes))" in msg and "00001/samples/0000.png (" in msg
+    assert "--allow-partial" in msg
+    with pytest.raises(GenEvalFolderError, match="cannot be decoded"):
+        inspect_folder(tmp_path)
+    (prompt_dir(tmp_path, 0) / "samples" / "0001.png").unlink()
+    (prompt_dir(tmp_path, 1) / "samples" / "0000.png").write_bytes(good)
+    assert inspect_folder(tmp_path).num_images == 3
+
+
+def test_wrong_layouts_name_the_folder_and_the_fix(tmp_path):
+    # a generate run directory instead of its images folder
+    run = tmp_path / "gen"
+    make_folder(run / "artifacts" / "geneval", indices=(0,))
+    (run / "records").mkdir()
+    with pytest.raises(GenEvalFolderError) as e:
+        scan_folder(run)
+    assert str(e.value).startswith(f"no digit-named prompt folders in {run}") and "\n" not in str(e.value)
+    assert f"--images {run / 'artifacts' / 'geneval'}" in str(e.value)
+    assert scan_folder(run / "artifacts" / "geneval").num_images == 4  # the hint, fed back, works
+    # a flat folder of images (no per-prompt folders, no metadata)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8)).save(flat / f"{i:04d}.png")
+    with pytest.raises(GenEvalFolderError, match=r"holds 3 loose image file\(s\) \(0000.png, 0001.png, 0002.png\).*"
+                                                 r"one folder per prompt"):
+        scan_folder(flat)
+    with pytest.raises(GenEvalFolderError, match="does not exist.*expected <folder>/00000/metadata.jsonl"):
+        scan_folder(tmp_path / "missing")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.metrics.geneval_rules import (
+from harness.geneval.rules import (
     COLORS,
     GENEVAL_METRIC,
     TAGS,
@@ -286,7 +286,8 @@ def test_overall_is_mean_of_tag_accuracies_not_of_images():
 
 
 def test_sdxl_unrounded_vs_rounded_overall():
-    # overall is from unrounded task scores (GENEVAL.md §9): a fixed per-tag accuracy reproduces the mean exactly
+    # overall is the mean of the unrounded per-tag scores (as the official summary_scores.py computes it):
+    # a fixed per-tag accuracy reproduces the mean exactly
     acc = {"single_object": 0.98, "two_object": 0.74, "counting": 0.39, "colors": 0.85, "position": 0.15, "color_attr": 0.23}
     rows = []
     for k, tag in enumerate(TAGS):

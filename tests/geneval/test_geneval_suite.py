@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.data.geneval import load_prompts, scan_folder
-from harness.runner import run
+from harness.geneval.folder import scan_folder
+from harness.geneval.prompts import load_prompts
+from harness.jobs import run
 from harness.seeding import item_seed
 
 PROMPTS = [0, 200, 480]  # single_object, counting, color_attr
@@ -79,7 +80,8 @@ def test_check_fails_fast_listing_missing_files_and_where_they_are_looked_for(tm
     monkeypatch.delenv("DCAR_GENEVAL_CLIP_WEIGHTS", raising=False)
     rc = main(["run", "--model", "dummy-t2i", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
-    assert rc == 2
+    assert rc == 1  # a user error: exit 1 like the main CLI, one message, no traceback
+    assert "\ndcar-bench geneval: error: GenEval cannot run; missing:" in err and "Traceback" not in err
     assert "GenEval detector checkpoint (Mask2Former Swin-S COCO) not found" in err
     assert "env:DCAR_GENEVAL_DETECTOR_CKPT" in err
     assert str(tmp_path / ".cache/dcar-bench/geneval/mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco_20220504_001756-743b7d99.pth") in err
@@ -120,7 +122,7 @@ def test_generate_with_the_tiny_dcar_adapter(tmp_path, monkeypatch):
 
 
 def test_detect_refuses_an_incomplete_folder_before_detecting(tmp_path):
-    from harness.metrics.geneval_rules import IncompleteRunError
+    from harness.geneval.rules import IncompleteRunError
 
     gen(tmp_path / "gen", prompts=[0, 100], n=1)
     images = tmp_path / "gen" / "artifacts" / "geneval"

@@ -29,8 +29,7 @@ import struct
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from harness.api import MetricSpec
-from harness.api import IncompleteRunError, UserError  # noqa: F401 - IncompleteRunError re-exported
+from harness.api import IncompleteRunError, MetricSpec, UserError
 
 # ---------------------------------------------------------------- protocol constants
 
@@ -89,7 +88,7 @@ GENEVAL_METRIC = MetricSpec(
         "color_classifier": "open_clip ViT-L-14 openai, 3 templates, grey #999 fill, crop to box",
     },
     reference="djghosh13/geneval af4902f evaluation/evaluate_images.py + summary_scores.py (rules ported; "
-    "checked on hand-made detections in tests/geneval/test_rules.py)",
+    "checked on hand-made detections in tests/geneval/test_geneval_rules.py)",
 )
 
 
@@ -379,6 +378,7 @@ def check_complete(summary: Mapping[str, Any], allow_partial: bool = False) -> N
     """Raise :class:`IncompleteRunError` with counts unless the run is complete or ``allow_partial``."""
     if not summary["complete"] and not allow_partial:
         raise IncompleteRunError(
-            completeness_message(summary) + ". A partial run is not a GenEval score; pass --allow-partial to "
-            "report it anyway (it will be labelled incomplete)."
+            completeness_message(summary) + ". A partial run is not a GenEval score; to report it anyway "
+            "(labelled incomplete) pass --allow-partial to `dcar-bench geneval detect|score`, or "
+            "--set allow_partial=true"
         )

@@ -1,10 +1,9 @@
-"""GenEval prompts and the official image-folder contract.
+"""The official GenEval image-folder contract: the layout we write, and an inventory of folders others wrote.
 
-Why a reader and a writer here: the official scorer (``djghosh13/geneval``) reads a
-folder, not a list of records, and other tools (Sana, Show-o, MaskGen scripts) write
-that folder. We write exactly that layout, so the official scorer can read our
-images, and we read folders written by others, reporting instead of silently
-skipping what the official scorer would skip::
+Why a reader and a writer here: the official scorer (``djghosh13/geneval``) reads a folder, not a
+list of records, and other tools (Sana, Show-o, MaskGen scripts) write that folder. We write exactly
+that layout, so the official scorer can read our images, and we read folders written by others,
+reporting instead of silently skipping what the official scorer would skip::
 
     <outdir>/
       00000/                 one folder per prompt line, zero-padded line index
@@ -12,60 +11,37 @@ skipping what the official scorer would skip::
         samples/0000.png     PNG only (the official scorer matches r"\\d+\\.png")
         samples/0001.png ...
 
-The prompt file shipped in the package is the official one, byte-identical (sha256
-below; attribution in ``geneval_files/SOURCE.md``).
+``geneval check`` and the detect suite's ``validate`` both call :func:`inspect_folder`, so a folder
+that passes the check is one that detection can read (every PNG is decoded, not just listed).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
-from harness.api import UserError
 
-PROMPT_FILE = "evaluation_metadata.jsonl"
-CLASS_FILE = "object_names.txt"
-PROMPT_FILE_SHA256 = "5c48e0813e812e3c373fa5c8ed07a8f0a483be30272b4427b0559c8048e67c13"
-CLASS_FILE_SHA256 = "608f6a0e5c8ca1c7a92b818430141fe268c85b7930b50f4160f1d65893b5bacd"
+from harness.api import UserError
+from harness.geneval.prompts import is_shipped_metadata, load_prompts
 
 #: folder and file names we write (the official scorer accepts any digits)
 PROMPT_DIGITS = 5
 SAMPLE_DIGITS = 4
 METADATA_NAME = "metadata.jsonl"
 SAMPLES_DIR = "samples"
+#: where the generate suite writes the folder: under its run's artifacts/, i.e. <run>/artifacts/geneval
+ARTIFACTS_SUBDIR = "geneval"
+RUN_SUBDIR = f"artifacts/{ARTIFACTS_SUBDIR}"
 
 _SAMPLE_RE = re.compile(r"\d+\.png")  # the official scorer uses re.match, i.e. a prefix match
 _OTHER_IMAGE_RE = re.compile(r".*\.(jpe?g|webp|bmp|tiff?|gif)$", re.IGNORECASE)
+_LAYOUT = f"<folder>/00000/{METADATA_NAME} + <folder>/00000/{SAMPLES_DIR}/0000.png ..."
 
 
-def _read_packaged(name: str) -> bytes:
-    return resources.files("harness.data").joinpath("geneval_files", name).read_bytes()
-
-
-@lru_cache(maxsize=1)
-def load_prompts() -> tuple[dict[str, Any], ...]:
-    """The 553 official prompt objects, in file order (index = folder number)."""
-    data = _read_packaged(PROMPT_FILE)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != PROMPT_FILE_SHA256:
-        raise RuntimeError(f"the packaged GenEval prompt file was modified (sha256 {digest}, expected "
-                           f"{PROMPT_FILE_SHA256}); reinstall dcar-bench")
-    return tuple(json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip())
-
-
-@lru_cache(maxsize=1)
-def load_class_names() -> tuple[str, ...]:
-    """The 80 COCO class names; index = Mask2Former's COCO thing-class index (0 = person)."""
-    data = _read_packaged(CLASS_FILE)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != CLASS_FILE_SHA256:
-        raise RuntimeError(f"the packaged GenEval class file was modified (sha256 {digest}); reinstall dcar-bench")
-    return tuple(line.strip() for line in data.decode("utf-8").splitlines() if line.strip())
+class GenEvalFolderError(UserError, ValueError):
+    """A folder cannot be scored the way the official scorer would score it."""
 
 
 def prompt_dir(outdir: str | os.PathLike, prompt_index: int) -> Path:
@@ -77,6 +53,10 @@ def sample_relpath(prompt_index: int, sample_index: int) -> str:
     return f"{int(prompt_index):0{PROMPT_DIGITS}d}/{SAMPLES_DIR}/{int(sample_index):0{SAMPLE_DIGITS}d}.png"
 
 
+def metadata_relpath(prompt_index: int) -> str:
+    return f"{int(prompt_index):0{PROMPT_DIGITS}d}/{METADATA_NAME}"
+
+
 def metadata_bytes(metadata: Mapping[str, Any]) -> bytes:
     """The metadata file content: the prompt's JSON object on one line (json.dumps, as the reference generator)."""
     return (json.dumps(dict(metadata)) + "\n").encode("utf-8")
@@ -85,16 +65,17 @@ def metadata_bytes(metadata: Mapping[str, Any]) -> bytes:
 # ---------------------------------------------------------------- reading folders
 
 
-class GenEvalFolderError(UserError, ValueError):
-    """A folder cannot be scored the way the official scorer would score it."""
-
-
 @dataclass
 class PromptFolder:
     index: int  # the folder's number
     path: Path
     metadata: dict[str, Any]
     samples: list[Path]  # PNG samples the official scorer would read, sorted
+
+
+def _few(xs: list, n: int = 5) -> str:
+    shown = ", ".join(str(x) for x in xs[:n])
+    return shown + (f", ... ({len(xs) - n} more)" if len(xs) > n else "")
 
 
 @dataclass
@@ -113,31 +94,36 @@ class FolderScan:
     def num_images(self) -> int:
         return sum(len(p.samples) for p in self.prompts)
 
+    def relpath(self, sample: Path) -> str:
+        """``00012/samples/0003.png`` for a sample of this folder."""
+        return sample.relative_to(self.root).as_posix()
+
     def warnings(self) -> list[str]:
         out = []
-
-        def few(xs: list, n: int = 5) -> str:
-            shown = ", ".join(str(x) for x in xs[:n])
-            return shown + (f", ... ({len(xs) - n} more)" if len(xs) > n else "")
-
         if self.ignored_non_digit:
             out.append(f"{len(self.ignored_non_digit)} sub-folder(s) with non-digit names are ignored "
-                       f"(the official scorer only reads digit-named folders): {few(self.ignored_non_digit)}")
+                       f"(the official scorer only reads digit-named folders): {_few(self.ignored_non_digit)}")
         if self.ignored_other_images:
             out.append(f"{len(self.ignored_other_images)} non-PNG sample file(s) are ignored (the official scorer "
-                       f"only reads \\d+.png; save PNG): {few(self.ignored_other_images)}")
+                       f"only reads \\d+.png; save PNG): {_few(self.ignored_other_images)}")
         if self.no_png_prompts:
             out.append(f"{len(self.no_png_prompts)} prompt folder(s) have no PNG sample and contribute no image: "
-                       f"{few(self.no_png_prompts)}")
+                       f"{_few(self.no_png_prompts)}")
         if self.mismatched_metadata:
             out.append(f"{len(self.mismatched_metadata)} prompt folder(s) hold metadata that differs from line "
                        f"<folder number> of the shipped evaluation_metadata.jsonl; they are scored with their own "
                        f"metadata, so the result is not comparable with published GenEval numbers: "
-                       f"{few(self.mismatched_metadata)}")
+                       f"{_few(self.mismatched_metadata)}")
         if self.out_of_range:
             out.append(f"{len(self.out_of_range)} folder number(s) are beyond the 553 official prompts: "
-                       f"{few(self.out_of_range)}")
+                       f"{_few(self.out_of_range)}")
         return out
+
+
+def image_rows(scan: FolderScan) -> list[dict[str, Any]]:
+    """One row per sample as the score counts images (tag, prompt), for completeness checks before detection."""
+    return [{"tag": pf.metadata["tag"], "prompt_index": pf.index, "correct": False} for pf in scan.prompts
+            for _ in pf.samples]
 
 
 def read_metadata_file(path: Path) -> dict[str, Any]:
@@ -153,8 +139,21 @@ def read_metadata_file(path: Path) -> dict[str, Any]:
     return obj
 
 
+def _layout_hint(root: Path) -> str:
+    """A fix for a folder that holds no prompt folders: the GenEval folder one level down, if there is one."""
+    nested = root / RUN_SUBDIR
+    if nested.is_dir():
+        return f" {root} looks like a generate run directory: pass its images folder, --images {nested}"
+    loose = sorted(p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if loose:
+        return (f" It holds {len(loose)} loose image file(s) ({_few(loose, 3)}): GenEval needs one folder per prompt "
+                f"with that prompt's metadata ({_LAYOUT}); write the images with `dcar-bench geneval generate` or in "
+                "that layout")
+    return f" Expected {_LAYOUT}"
+
+
 def scan_folder(root: str | os.PathLike, strict_metadata: bool = False) -> FolderScan:
-    """Inventory ``root`` the way the official scorer reads it.
+    """Inventory ``root`` the way the official scorer reads it (names only; :func:`inspect_folder` also decodes).
 
     Errors (:class:`GenEvalFolderError`): ``root`` missing or not a folder, no digit-named
     prompt folder, a prompt folder without ``metadata.jsonl`` or with unreadable metadata,
@@ -162,10 +161,10 @@ def scan_folder(root: str | os.PathLike, strict_metadata: bool = False) -> Folde
     from the shipped prompt file. Everything the official scorer would skip silently is
     collected in the returned :class:`FolderScan` (see :meth:`FolderScan.warnings`).
     """
-    root = Path(root)
+    root = Path(root).expanduser()
     if not root.is_dir():
-        raise GenEvalFolderError(f"GenEval image folder {root} does not exist or is not a directory")
-    prompts = load_prompts()
+        raise GenEvalFolderError(f"GenEval image folder {root} does not exist or is not a directory "
+                                 f"(expected {_LAYOUT})")
     scan = FolderScan(root=root)
     missing_meta: list[str] = []
     seen: dict[int, str] = {}
@@ -178,16 +177,17 @@ def scan_folder(root: str | os.PathLike, strict_metadata: bool = False) -> Folde
             continue
         index = int(entry)
         if index in seen:
-            raise GenEvalFolderError(f"folders {seen[index]!r} and {entry!r} in {root} both stand for prompt {index}")
+            raise GenEvalFolderError(f"folders {seen[index]!r} and {entry!r} in {root} both stand for prompt {index}; "
+                                     "keep one of them")
         seen[index] = entry
         meta_path = path / METADATA_NAME
         if not meta_path.is_file():
             missing_meta.append(entry)
             continue
         metadata = read_metadata_file(meta_path)
-        if index >= len(prompts):
+        if index >= len(load_prompts()):
             scan.out_of_range.append(index)
-        elif metadata != prompts[index]:
+        elif not is_shipped_metadata(index, metadata):
             scan.mismatched_metadata.append(index)
         samples_dir = path / SAMPLES_DIR
         samples: list[Path] = []
@@ -201,17 +201,52 @@ def scan_folder(root: str | os.PathLike, strict_metadata: bool = False) -> Folde
             scan.no_png_prompts.append(index)
         scan.prompts.append(PromptFolder(index, path, metadata, samples))
     if missing_meta:
-        shown = ", ".join(missing_meta[:5]) + (f", ... ({len(missing_meta) - 5} more)" if len(missing_meta) > 5 else "")
         raise GenEvalFolderError(
             f"{len(missing_meta)} prompt folder(s) in {root} lack {METADATA_NAME} (the official scorer would crash): "
-            f"{shown}. Each prompt folder needs the prompt's JSON object in {METADATA_NAME}."
+            f"{_few(missing_meta)}. Each prompt folder needs the prompt's JSON object in {METADATA_NAME}."
         )
     if not scan.prompts:
-        raise GenEvalFolderError(
-            f"no digit-named prompt folders in {root}"
-            + (f" (ignored non-digit folders: {', '.join(scan.ignored_non_digit[:5])})" if scan.ignored_non_digit else "")
-            + "; expected <outdir>/00000/metadata.jsonl + samples/0000.png ..."
-        )
+        ignored = f" (ignored non-digit folders: {_few(scan.ignored_non_digit)})" if scan.ignored_non_digit else ""
+        raise GenEvalFolderError(f"no digit-named prompt folders in {root}{ignored}.{_layout_hint(root)}")
     if strict_metadata and scan.mismatched_metadata:
-        raise GenEvalFolderError("; ".join(w for w in scan.warnings() if "differs" in w))
+        raise GenEvalFolderError("; ".join(w for w in scan.warnings() if "differs" in w)
+                                 + " (strict_metadata is on: set it to false to score them anyway, labelled)")
+    return scan
+
+
+def undecodable_images(scan: FolderScan) -> dict[str, str]:
+    """``{relative path: reason}`` for every sample PNG that does not decode (zero-byte, truncated, not a PNG)."""
+    from harness.data.image_io import CorruptImageError, open_rgb
+
+    bad: dict[str, str] = {}
+    for pf in scan.prompts:
+        for path in pf.samples:
+            try:
+                open_rgb(path)
+            except CorruptImageError as exc:
+                bad[scan.relpath(path)] = exc.reason
+    return bad
+
+
+def check_decodable(scan: FolderScan) -> None:
+    """Decode every sample of ``scan``; raise one :class:`GenEvalFolderError` naming the files that do not decode.
+
+    A sample that would stop detection hours into a run (an empty or truncated PNG) is refused here,
+    before any model loads.
+    """
+    bad = undecodable_images(scan)
+    if bad:
+        first = next(iter(bad))
+        raise GenEvalFolderError(
+            f"{len(bad)} of {scan.num_images} PNG sample(s) in {scan.root} cannot be decoded: "
+            + "; ".join(f"{k} ({v})" for k, v in list(bad.items())[:5]) + (" ..." if len(bad) > 5 else "")
+            + f". Re-create them with the tool that wrote the folder, or delete them (e.g. {scan.root / first}) and "
+            "score the rest with --allow-partial (labelled INCOMPLETE)."
+        )
+
+
+def inspect_folder(root: str | os.PathLike, strict_metadata: bool = False) -> FolderScan:
+    """:func:`scan_folder`, then :func:`check_decodable`: what ``geneval check`` runs on a folder."""
+    scan = scan_folder(root, strict_metadata=strict_metadata)
+    check_decodable(scan)
     return scan
