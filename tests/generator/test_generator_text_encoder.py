@@ -56,3 +56,17 @@ def test_official_length_300_truncation(tmp_path):
         out = enc.encode([words, "a cat"])
     assert out.hidden.shape[:2] == (2, 300) and out.mask[0].sum() == 300 and out.truncated == [0]
     assert out.num_tokens[0] > 300 and out.mask[1].sum() == out.num_tokens[1]
+
+
+def test_a_damaged_t5_directory_is_one_user_error_naming_it(tmp_path):
+    import shutil
+
+    from baselines.dcar.checkpoint import CheckpointFormatError
+    from baselines.dcar.generator.text_encoder import T5TextEncoder, build_tiny_t5
+
+    folder = tmp_path / "t5"
+    shutil.copytree(build_tiny_t5(cache_dir=tmp_path / "cache"), folder)
+    weights = next(p for p in (folder / "model.safetensors", folder / "pytorch_model.bin") if p.exists())
+    weights.write_bytes(b"not a weights file")
+    with pytest.raises(CheckpointFormatError, match=f"T5 directory {folder} could not be loaded"):
+        T5TextEncoder.from_pretrained(folder)

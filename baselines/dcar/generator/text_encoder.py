@@ -32,6 +32,8 @@ import torch
 from torch import nn
 
 from baselines.common import padded_rows, random_init_tag, seeded
+from baselines.dcar.checkpoint import CheckpointFormatError
+from harness.api import MissingResourceError
 
 T5_MAX_LENGTH = 300
 
@@ -89,7 +91,7 @@ class T5TextEncoder(nn.Module):
 
         path = Path(path).expanduser()
         if not path.is_dir():
-            raise FileNotFoundError(f"T5 directory not found: {path}")
+            raise MissingResourceError(f"T5 directory not found: {path}")
         missing = []
         if not (path / "config.json").is_file():
             missing.append("config.json")
@@ -98,10 +100,16 @@ class T5TextEncoder(nn.Module):
         if not any((path / n).is_file() for n in ("spiece.model", "tokenizer.json")):
             missing.append("spiece.model or tokenizer.json")
         if missing:
-            raise FileNotFoundError(f"T5 directory {path} lacks: {', '.join(missing)} "
-                                    "(expected a snapshot of google-t5/t5-base)")
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        encoder = T5EncoderModel.from_pretrained(str(path), local_files_only=True, dtype=dtype)
+            raise MissingResourceError(f"T5 directory {path} lacks: {', '.join(missing)} "
+                                       "(expected a snapshot of google-t5/t5-base)")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            encoder = T5EncoderModel.from_pretrained(str(path), local_files_only=True, dtype=dtype)
+        except Exception as exc:  # noqa: BLE001 - damaged files raise anything (OSError, SafetensorError...)
+            raise CheckpointFormatError(
+                f"T5 directory {path} could not be loaded by transformers ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}). Fix: replace it with an intact snapshot of "
+                f"google-t5/t5-base (config.json, model.safetensors or pytorch_model.bin, spiece.model)") from exc
         return cls(tokenizer, encoder.to(device), max_length=max_length, source=str(path))
 
     @classmethod
