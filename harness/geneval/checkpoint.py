@@ -14,7 +14,7 @@ each, 68,739,547 parameters; backbone and every other key identical):
   self_attn, norm, ffn, norm)``; mmdet 3 runs the same order with named modules).
 
 With this mapping the 3.x model reproduces the 2.x model's detections
-(``tests/geneval/test_geneval_mmdet2_parity.py``, against mmdet 2.28.2 itself).
+(``tests/harness/geneval/test_mmdet2_parity.py``, against mmdet 2.28.2 itself).
 """
 from __future__ import annotations
 

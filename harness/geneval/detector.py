@@ -183,7 +183,7 @@ def match_official_test_pipeline(cfg: Any) -> None:
     after normalising with 0. We load uint8 and pad with 128 before the data
     preprocessor, whose own padding then has nothing left to do, keeping ``img_shape``
     unpadded as mmdet 2 did. Measured: identical boxes, scores and masks to mmdet 2.28.2
-    on the same weights (tests/geneval/test_geneval_mmdet2_parity.py).
+    on the same weights (tests/harness/geneval/test_mmdet2_parity.py).
     """
     pipeline = cfg.test_dataloader.dataset.pipeline
     for t in pipeline:

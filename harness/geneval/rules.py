@@ -88,7 +88,7 @@ GENEVAL_METRIC = MetricSpec(
         "color_classifier": "open_clip ViT-L-14 openai, 3 templates, grey #999 fill, crop to box",
     },
     reference="djghosh13/geneval af4902f evaluation/evaluate_images.py + summary_scores.py (rules ported; "
-    "checked on hand-made detections in tests/geneval/test_geneval_rules.py)",
+    "checked on hand-made detections in tests/harness/geneval/test_rules.py)",
 )
 
 

@@ -79,7 +79,7 @@ def test_no_aggregate_then_aggregate_command(tmp_path, capsys):
 
 
 def test_report_banner_only_without_real_weights(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(registry._TABLE["adapter"], "fake-real", "foundation_fake_models:RealWeightsT2I")
+    monkeypatch.setitem(registry._TABLE["adapter"], "fake-real", "tests.harness.fakes:RealWeightsT2I")
     assert main(["run", "dummy", "--model", "dummy-t2i", "--out", str(tmp_path / "fake"), *SMALL]) == 0
     assert main(["run", "dummy", "--model", "fake-real", "--out", str(tmp_path / "real"), *SMALL]) == 0
     capsys.readouterr()
@@ -128,16 +128,16 @@ def test_smoke_list_is_valid_and_names_registered_entries(tmp_path):
 
 
 def test_tools_are_dispatched_through_the_registry(monkeypatch):
-    import foundation_fake_models as fm
+    import tests.harness.fakes as fm
 
-    monkeypatch.setitem(registry._TABLE["tool"], "echo-tool", "foundation_fake_models:echo_tool")
+    monkeypatch.setitem(registry._TABLE["tool"], "echo-tool", "tests.harness.fakes:echo_tool")
     fm.TOOL_CALLS.clear()
     assert main(["echo-tool", "DIR", "--flag"]) == 3
     assert fm.TOOL_CALLS == [["DIR", "--flag"]]
 
 
 def test_doctor_shows_where_each_file_is_looked_up(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(registry._TABLE["adapter"], "fake-needs", "foundation_fake_models:NeedsWeightsT2I")
+    monkeypatch.setitem(registry._TABLE["adapter"], "fake-needs", "tests.harness.fakes:NeedsWeightsT2I")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("DCAR_TEST_FAKE_WEIGHTS", raising=False)
     assert main(["doctor", "fake-needs", "dummy"]) == 0

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from baselines.dcar.tokenizer import DCHTConfig
+from tests.paths import PARITY_FIXTURES
 
-PARITY_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "parity"
+PARITY_DIR = PARITY_FIXTURES
 
 
 def test_defaults_are_the_released_f32c32_hybrid_model():

@@ -15,9 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from foundation_helpers import read_records
-
 from harness.jobs import run
+from tests.harness.helpers import read_records
 
 N_ITEMS = 18
 SETTINGS = [f"num_items={N_ITEMS}", "batch_size=3", "model.resolution=8", "model.delay_s=0.05"]

@@ -1,11 +1,11 @@
 """Generator tests run offline (no Hub access) with a private harness cache."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-FIXTURE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "parity"
+from tests.paths import PARITY_FIXTURES
+
+FIXTURE_DIR = PARITY_FIXTURES
 
 
 @pytest.fixture(autouse=True)

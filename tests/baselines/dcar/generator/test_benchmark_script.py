@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "generator_latency.py"
+from tests.paths import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "benchmarks" / "generator_latency.py"
 
 
 def test_benchmark_script_reports_both_variants_per_batch_size(tmp_path, monkeypatch):

@@ -1,6 +1,6 @@
 """Images/s of our Inception wrapper vs bare torch-fidelity, same 200 images, same weights, one run.
 
-Not a test (pytest does not collect it): run ``python tests/metrics/bench_inception_speed.py [--size 64]``.
+Not a test (pytest does not collect it): run ``python tests/harness/metrics/bench_inception_speed.py [--size 64]``.
 Our ``bilinear_tf1x`` path *is* torch-fidelity's network, so this measures the wrapper's overhead
 (quantisation, batching, float64 output); ``--both-paths`` also times the ``bilinear_pytorch`` path
 (pytorch-fid's network). Both get uint8 batches of 50 and the same Kaiming-initialised weights

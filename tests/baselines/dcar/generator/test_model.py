@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +10,10 @@ import torch
 from baselines.dcar.checkpoint import StateDictMismatchError
 from baselines.dcar.generator.config import DCARConfig, packaged_config_path
 from baselines.dcar.generator.transformer import DCAR, sincos_pos_embed_2d
+from tests.paths import PARITY_FIXTURES, REPO_ROOT
 
-MANIFEST = Path(__file__).resolve().parents[2] / "baselines" / "dcar" / "generator" / "data" / "state_dict_keys_generator.txt"
-FIXTURE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "parity"
+MANIFEST = REPO_ROOT / "baselines" / "dcar" / "generator" / "data" / "state_dict_keys_generator.txt"
+FIXTURE_DIR = PARITY_FIXTURES
 
 
 

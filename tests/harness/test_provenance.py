@@ -4,13 +4,13 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from harness.provenance import collect, git_state, package_versions
+from tests.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 def test_git_state_of_a_repo_and_of_a_plain_dir(tmp_path):

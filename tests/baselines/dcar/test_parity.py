@@ -13,8 +13,8 @@ import torch
 
 from baselines.dcar import parity
 from baselines.dcar.parity_common import ParityResult
+from tests.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "parity"
 TOKENIZER_FILES = [f"tokenizer_small_{s}" for s in ("config.json", "state_dict.pt", "io.pt")]
 

@@ -81,7 +81,7 @@ def test_rescore_without_detector_refuses_partial_unless_allowed(flow, capsys):
     from harness.geneval.cli import main, score
 
     out, _ = flow
-    # (a threshold below the record_threshold 0.3 is refused: tests/geneval/test_geneval_detect_suite.py)
+    # (a threshold below the record_threshold 0.3 is refused: tests/suites/test_geneval_detect.py)
     s = score(str(out / "detect"), allow_partial=True, rule_overrides=["threshold=0.35"])
     assert s["rules"]["threshold"] == 0.35 and s["total_images"] == 1
     # the run was made with --allow-partial, which the re-score inherits; a fresh refusal needs a full-run config

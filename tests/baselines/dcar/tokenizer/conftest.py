@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from baselines.dcar.tokenizer import DCHT, DCHTConfig
+from tests.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PARITY_DIR = REPO_ROOT / "tests" / "fixtures" / "parity"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -2,7 +2,7 @@
 
 What is real here: plan, validate, records (:func:`harness.geneval.records.image_record`), the sanity
 gate, the rules, scoring, the manifest and the report; only the two models are stand-ins
-(``tests/geneval/conftest.py``). Every refusal must come before a model loads, as one line.
+(``tests/suites/conftest.py``). Every refusal must come before a model loads, as one line.
 """
 from __future__ import annotations
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 FILES = sorted([ROOT / "docs" / "geneval.md", *ROOT.glob("suites/geneval*"), *ROOT.glob("harness/geneval/**/*.py"),
-                *ROOT.glob("harness/geneval/files/*.md"), *ROOT.glob("tests/geneval/*.py")])
+                *ROOT.glob("harness/geneval/files/*.md"), *ROOT.glob("tests/harness/geneval/*.py"), *ROOT.glob("tests/suites/test_geneval*.py")])
 #: notes that live outside the repository; a user cannot open them
 NOT_SHIPPED = re.compile(r"DESIGN\.md|PITFALLS|GENEVAL\.md|INSTALL_FACTS|IMAGENET_RECON|\.\./shared/")
-#: a path into this repository, e.g. harness/geneval/rules.py or tests/geneval/data/
+#: a path into this repository, e.g. harness/geneval/rules.py or tests/harness/geneval/data/
 REPO_PATH = re.compile(r"\b(?:docs|harness|suites|tests|baselines|scripts)/[\w./*<>-]*[\w/*>]")
 
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from foundation_helpers import read_records
 
 from harness.jobs import run
+from tests.harness.helpers import read_records
 
 SETTINGS = ["num_items=11", "batch_size=2", "model.resolution=8"]
 CLI = "import sys; from harness.cli import main; sys.exit(main())"

@@ -1,7 +1,7 @@
 """The real detector code path: Mask2Former Swin-S from its mmdet config, random weights, one CPU inference.
 
 Needs the ``geneval`` extra (mmdet 3.3.0 + mmcv-lite 2.1.0 + mmengine); run with
-``pytest -m geneval tests/geneval`` or ``tox -e geneval``. Skips cleanly elsewhere.
+``pytest -m geneval tests/harness/geneval`` or ``tox -e geneval``. Skips cleanly elsewhere.
 Measured on the 2-core dev machine: building the model ~8 s, one 512x512 inference
 (resized to 800x800 by the test pipeline) ~20 s.
 """

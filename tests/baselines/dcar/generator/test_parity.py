@@ -9,8 +9,9 @@ import torch
 
 from baselines.dcar.checkpoint import StateDictMismatchError
 from baselines.dcar.generator.parity import check_generator
+from tests.paths import PARITY_FIXTURES
 
-FIXTURE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "parity"
+FIXTURE_DIR = PARITY_FIXTURES
 EXPECTED = {
     "cond_logits", "cond_hidden", "cfg_batch_logits", "cfg_batch_hidden", "diffhead_out", "diffhead_cfg_out",
     "respace_4_timestep_map", "respace_4_betas", "respace_20_timestep_map", "respace_20_betas",

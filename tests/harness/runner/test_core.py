@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-from foundation_helpers import read_records
 
 from harness.jobs import aggregate, run
 from harness.records import RecordsCorruptError
@@ -14,6 +13,7 @@ from harness.runner.config import ConfigError
 from harness.runner.core import IncompleteRunError, RunError
 from harness.seeding import item_seed
 from harness.store import ConfigMismatchError, RunDirError
+from tests.harness.helpers import read_records
 
 SMALL = {"num_items": 7, "model.resolution": 8}
 
