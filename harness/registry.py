@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from typing import Any
+
 from harness.api import MissingDependencyError, UserError
 
 KINDS = ("adapter", "suite", "metric", "tool")
