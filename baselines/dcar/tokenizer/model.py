@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from harness.api import DataError
+from harness.images import check_batch
 
 from ..checkpoint import find_weights_file, load_pretrained
 from .autoencoder import Decoder, Encoder
@@ -29,20 +30,13 @@ from .quantizer import HybridVectorQuantizer
 
 
 def _check_image(x: torch.Tensor, multiple: int) -> None:
-    if not torch.is_tensor(x):
-        raise TypeError(f"DC-HT expects a torch tensor image batch, got {type(x).__name__}")
-    if x.ndim != 4:
-        raise ValueError(f"DC-HT expects images of shape (B, 3, H, W), got {tuple(x.shape)}")
-    if x.shape[1] != 3:
-        raise ValueError(f"DC-HT expects 3 RGB channels, got {x.shape[1]} (shape {tuple(x.shape)})")
-    h, w = x.shape[-2:]
-    if h % multiple or w % multiple or h == 0 or w == 0:
-        raise ValueError(f"DC-HT needs image height and width that are positive multiples of {multiple}, "
-                         f"got {h}x{w}; resize or crop first")
-    if not x.is_floating_point():
+    """The harness's batch checks (shape, RGB, multiples of the compression, finite), plus: a float tensor."""
+    if torch.is_tensor(x) and not x.is_floating_point():
         raise TypeError(f"DC-HT expects a floating-point image in [-1, 1], got dtype {x.dtype}")
-    if not torch.isfinite(x).all():
-        raise DataError("DC-HT input contains NaN or Inf values")
+    check_batch(x, name="DC-HT input", multiple_of=multiple)
+    if 0 in x.shape[-2:]:
+        raise DataError(f"DC-HT input: height and width must be positive multiples of {multiple}, got "
+                        f"{x.shape[-2]}x{x.shape[-1]}")
 
 
 class DCHT(nn.Module):
