@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_argument("--weights", default=None, metavar="PATH",
                          help="FID-Inception weights (else $DCAR_FID_INCEPTION, else the torch hub cache)")
     weights.add_argument("--random-init-seed", type=int, default=None, metavar="N",
-                         help="tests/smoke only: seeded random Inception (statistics flagged real_weights=false)")
+                         help="tests and smoke runs only: seeded random Inception (statistics flagged real_weights=false)")
     make.add_argument("--batch-size", type=int, default=50)
     make.add_argument("--device", default="cpu")
     make.add_argument("--force", action="store_true", help="overwrite FILE if it exists")

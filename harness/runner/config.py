@@ -49,7 +49,7 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def suite_yaml(module_file: str | os.PathLike) -> dict[str, Any]:
-    """The YAML shipped beside a suite module: ``suites/foo.py`` -> ``suites/foo.yaml``.
+    """The YAML shipped beside a suite module: ``suites/dummy.py`` -> ``suites/dummy.yaml``.
 
     Suites use it as ``default_config = classmethod(lambda cls: suite_yaml(__file__))``.
     """
