@@ -55,6 +55,11 @@ def _offline_private_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for var in ("DCAR_FID_INCEPTION", "DCAR_LPIPS_ALEXNET", "DCAR_IMAGENET_VAL", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)
+    # `--quiet` (harness.cli.quiet_libraries) sets process-wide variables: restore them after each test
+    for var in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY",
+                "TRANSFORMERS_NO_ADVISORY_WARNINGS"):
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,7 @@ def test_cache_ls_and_clear(tmp_path, capsys):
     assert cache.get({"kind": "features", "n": 3}) is None
 
 
-def test_quiet_silences_library_progress_bars(monkeypatch):
-    for var in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY"):
-        monkeypatch.delenv(var, raising=False)
+def test_quiet_silences_library_progress_bars():
     cli.quiet_libraries()
     assert os.environ["TQDM_DISABLE"] == "1" and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
     assert os.environ["TRANSFORMERS_VERBOSITY"] == "error"
@@ -52,3 +50,11 @@ def test_aggregate_cli_set_and_one_line_refusal(tmp_path, capsys):
     assert cli.main(["aggregate", str(tmp_path / "r"), "--set", "num_items=3", "-q"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "changes records" in err
+
+
+def test_aggregate_shows_progress_unless_quiet(tmp_path, capsys):
+    run("dummy", "dummy-t2i", tmp_path / "r", overrides=["num_items=3"], show_progress=False, aggregate_when_done=False)
+    assert cli.main(["aggregate", str(tmp_path / "r")]) == 0
+    assert "aggregating" in capsys.readouterr().err
+    assert cli.main(["aggregate", str(tmp_path / "r"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
