@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from harness.api import UserError
+from harness.markdown_table import markdown_table
 from harness.geneval.gate import evaluate_gate, gate_message
 from harness.geneval.rules import (
     TAGS,
@@ -88,23 +89,19 @@ def render_table3(summary: Mapping[str, Any], reference: Mapping[str, Mapping[st
     ``reference``: the paper's rows, ``{model: {"GenEval_<tag>": value, "GenEval_overall": value}}``
     (``harness.report.reference.reference_table(REFERENCE_TABLE)``; passed in, as the report layer sits above this one).
     """
-    ref = reference
-    head = "| model | " + " | ".join(n for _, n in TABLE_COLUMNS) + " | Overall |"
-    lines = [head, "|---" * (len(TABLE_COLUMNS) + 2) + "|"]
-    for model, metrics in ref.items():
-        cells = [fmt(metrics.get(f"GenEval_{t}")) for t, _ in TABLE_COLUMNS]
-        lines.append(f"| {model} (paper) | " + " | ".join(cells) + f" | {fmt(metrics.get('GenEval_overall'))} |")
     ts = summary["tag_scores"]
     mark = "" if summary.get("is_geneval_metric") else " †"
-    lines.append(f"| **{our_label}{mark}** | " + " | ".join(fmt(ts.get(t)) for t, _ in TABLE_COLUMNS)
-                 + f" | **{fmt(summary.get('overall'))}** |")
+    rows = [[f"{model} (paper)", *(fmt(m.get(f"GenEval_{t}")) for t, _ in TABLE_COLUMNS), fmt(m.get("GenEval_overall"))]
+            for model, m in reference.items()]
+    rows.append([f"**{our_label}{mark}**", *(fmt(ts.get(t)) for t, _ in TABLE_COLUMNS),
+                 f"**{fmt(summary.get('overall'))}**"])
+    table = markdown_table(["model", *(n for _, n in TABLE_COLUMNS), "Overall"], rows)
     out = []
     for label in summary.get("labels", []):
         out.append(f"> **{label}**")
     if out:
         out.append("")
-    out.append("\n".join(lines))
-    out.append("")
+    out.append(table)
     if mark:
         out.append("† not comparable with the paper: " + "; ".join(summary.get("labels", [])))
         out.append("")

@@ -22,7 +22,7 @@ PACKAGES = ("harness", "baselines", "suites")
 RANKS = {
     "harness.api": 0,
     "harness.io": 0, "harness.seeding": 0,  # leaves: import nothing of the project
-    "harness.images": 1, "harness.registry": 1,
+    "harness.images": 1, "harness.registry": 1, "harness.markdown_table": 1,
     "harness.records": 2, "harness.store": 2, "harness.cache": 2, "harness.resources": 2, "harness.provenance": 2,
     "harness.runner.config": 2, "harness.runner.shard": 2,
     "harness.metrics": 3, "harness.data": 3, "harness.geneval": 3,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.report.table import markdown_table
+from harness.markdown_table import markdown_table
 
 
 def test_markdown_table_shape_escaping_and_missing_values():
