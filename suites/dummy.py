@@ -102,7 +102,7 @@ class DummySuite(Suite):
         }
 
     def render(self, summary: Mapping[str, Any]) -> str:
-        from harness.report.table import markdown_table
+        from harness.markdown_table import markdown_table
 
         table = markdown_table(("statistic", "value"), [
             ("images", summary["num_images"]),

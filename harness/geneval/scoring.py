@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from harness.api import UserError
-from harness.markdown_table import markdown_table
 from harness.geneval.gate import evaluate_gate, gate_message
 from harness.geneval.rules import (
     TAGS,
@@ -20,6 +19,7 @@ from harness.geneval.rules import (
     judge_record,
     summarize,
 )
+from harness.markdown_table import markdown_table
 
 REFERENCE_TABLE = "Table3_GenEval"
 TABLE_COLUMNS = (("single_object", "Single Obj."), ("two_object", "Two Obj."), ("counting", "Counting"),

@@ -16,8 +16,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from harness import registry
 from harness.io import atomic_write_bytes
-from harness.records import RecordsCorruptError, read_all
 from harness.markdown_table import markdown_table
+from harness.records import RecordsCorruptError, read_all
 
 NOT_REAL_BANNER = (
     "> **⚠ NOT THE PAPER'S METRIC.** This run used random, dummy or tiny built-in weights "

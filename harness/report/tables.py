@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Sequence
 
-from harness.report.reference import reference_table, reference_value
 from harness.markdown_table import markdown_table
+from harness.report.reference import reference_table, reference_value
 
 TABLE1_COLUMNS = (("rFID", "rFID↓", 2), ("PSNR", "PSNR↑", 2), ("SSIM", "SSIM↑", 4), ("LPIPS", "LPIPS↓", 4))
 GOLDEN_TABLE = "DC-AE_README_ImageNet512"
