@@ -106,3 +106,19 @@ def _raising_tool(argv):
     from harness.api import DataError
 
     raise DataError(f"no such folder: {argv[0]}")
+
+
+@pytest.mark.parametrize("suite,model,setting,key", [
+    ("dummy", "dummy-t2i", "num_items=abc", "num_items"),
+    ("imagenet_recon", "dc-ht", "dataset.limit=abc", "dataset.limit"),
+    ("imagenet_recon", "dc-ht", "metrics.ssim_border=both", "metrics.ssim_border"),
+    ("geneval", "dc-ar", "samples_per_prompt=four", "samples_per_prompt"),
+    ("dummy", "dummy-t2i", "batch_size=two", "batch_size"),
+])
+def test_a_wrong_set_value_type_is_one_line_naming_the_key(suite, model, setting, key, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DCAR_BENCH_DEBUG", raising=False)
+    rc = cli.main(["run", suite, "--model", model, "--out", str(tmp_path / "r"), "--set", setting, "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1, err
+    assert repr(key) in err or f"{key} " in err or f"{key}=" in err, err
+    assert "Traceback" not in err and not (tmp_path / "r").exists()
