@@ -135,10 +135,11 @@ def merge_config(
     if merged["model"] is None:
         merged["model"] = {}
     if not isinstance(merged["seed"], int) or isinstance(merged["seed"], bool):
-        raise ConfigError(f"seed must be an integer, got {merged['seed']!r}")
+        raise ConfigError(f"seed must be an integer, got {merged['seed']!r}. Fix: --seed 0 (or --set seed=0)")
     bs = merged.get("batch_size", 1)
     if not isinstance(bs, int) or isinstance(bs, bool) or bs < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {bs!r}")
+        raise ConfigError(f"batch_size must be a positive integer, got {bs!r}. Fix: --batch-size 4 "
+                          f"(or --set batch_size=4)")
     merged["batch_size"] = bs
     return merged
 
