@@ -68,9 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("names", nargs="*", help="only these adapters/suites")
     d.add_argument("--strict", action="store_true", help="exit 1 if anything required is missing")
 
-    rep = sub.add_parser("report", help="Markdown report over run directories")
-    rep.add_argument("run_dirs", nargs="+")
-    rep.add_argument("--out", help="write the report here (default: print it)")
+    rep = sub.add_parser("report", help="report over run directories: the paper's tables and figures, then one "
+                                         "section per run (reads files only: no dataset, no weights)")
+    rep.add_argument("run_dirs", nargs="+", help="run directories, or folders of them (e.g. a smoke --out)")
+    rep.add_argument("--out", help="a directory: report.md + figures/ + tables/ (CSV, JSON) + report.json; "
+                                   "a FILE.md: the per-run sections only; default: print the per-run sections")
     rep.add_argument("--title", default="dcar-bench report")
 
     s = sub.add_parser("smoke", help="the main job: every entry of suites/smoke.yaml on tiny built-in configs, "
@@ -143,15 +145,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report.collect import find_run_dirs
     from harness.report.markdown import render_report, write_report
 
-    for d in args.run_dirs:
-        if not (Path(d) / "manifest.json").exists():
-            raise _CliError(f"{d} is not a run directory (no manifest.json)")
-    if args.out:
-        print(write_report(args.run_dirs, args.out, args.title))
+    run_dirs = find_run_dirs(args.run_dirs)
+    if args.out and not args.out.endswith(".md"):
+        from harness.report.build import write_report_dir
+
+        print(write_report_dir(run_dirs, args.out, title=args.title))
+    elif args.out:
+        print(write_report(run_dirs, args.out, args.title))
     else:
-        print(render_report(args.run_dirs, args.title), end="")
+        print(render_report(run_dirs, args.title), end="")
     return 0
 
 
@@ -182,7 +187,7 @@ def load_smoke_list(path: str | os.PathLike | None = None) -> list[dict[str, Any
 
 def cmd_smoke(args: argparse.Namespace) -> int:
     from harness.jobs import run
-    from harness.report.markdown import write_report
+    from harness.report.build import write_report_dir
     from harness.store import flatten
 
     entries = load_smoke_list(args.smoke_list)
@@ -201,8 +206,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
             print(f"  FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             if (run_dir / "manifest.json").exists():
                 run_dirs.append(run_dir)
-    report = write_report(run_dirs, out / "report.md", title="dcar-bench smoke run (embedded default)",
-                          failures=failures)
+    report = write_report_dir(run_dirs, out, title="dcar-bench smoke run (embedded default)", failures=failures)
     print(f"report: {report}")
     return 1 if failures else 0
 

@@ -121,7 +121,7 @@ class RunView:
         }
 
 
-def _run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Run directories among ``paths``: each path itself if it holds a manifest, else its run subdirectories."""
     out: list[Path] = []
     for p in map(Path, paths):
@@ -130,7 +130,7 @@ def _run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
         elif p.is_dir():
             subs = sorted(d for d in p.iterdir() if (d / MANIFEST).is_file())
             if not subs:
-                raise UserError(f"{p} is neither a run directory (no {MANIFEST}) nor a folder of run directories")
+                raise UserError(f"{p} is not a run directory (no {MANIFEST}) and holds no run directories")
             out.extend(subs)
         else:
             raise UserError(f"{p} does not exist; give run directories (or a folder of them, e.g. a smoke --out)")
@@ -140,7 +140,7 @@ def _run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
 def collect_runs(paths: Sequence[str | os.PathLike]) -> list[RunView]:
     """A :class:`RunView` per run directory in ``paths`` (a path may also be a folder of run directories)."""
     views = []
-    for d in _run_dirs(paths):
+    for d in find_run_dirs(paths):
         store = RunStore(d)
         manifest = RunManifest.from_dict(store.require_manifest())
         problems: list[str] = []

@@ -1,0 +1,84 @@
+"""The report directory: first screen, the paper's tables, figures, per-run sections, CSV/JSON, files only."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from harness.jobs import run
+from harness.report.build import read_index, write_report_dir
+from tests.paths import REPO_ROOT
+
+pytest.importorskip("pandas")
+pytest.importorskip("matplotlib")
+
+GENEVAL = ["prompts=[0, 200]", "samples_per_prompt=1", "model.resolution=32"]
+
+
+def _runs(tmp_path):
+    base = tmp_path / "runs"
+    run("dummy", "dummy-t2i", base / "00-dummy", overrides=["num_items=3", "model.resolution=8"], show_progress=False)
+    run("geneval", "dummy-t2i", base / "01-gen-a", overrides=GENEVAL, show_progress=False)
+    run("geneval", "dummy-t2i", base / "02-gen-partial", overrides=GENEVAL, show_progress=False, shard="0/2")
+    return base
+
+
+def test_report_dir_has_first_screen_tables_figures_and_runs(tmp_path):
+    base = _runs(tmp_path)
+    out = tmp_path / "rep"
+    md = write_report_dir([base], out, title="T").read_text()
+    lines = md.splitlines()
+    assert lines[0] == "# T"
+    screen = [x for x in lines[1:6] if x.startswith("> ")]
+    assert len(screen) == 3 and screen[0].startswith("> **Ran:** 3 run(s)") and "**Real:** nothing" in screen[1]
+    assert "random, dummy or tiny weights" in screen[2]
+    assert md.index("## The paper's tables") < md.index("## Figures") < md.index("## Runs")
+    assert md.count("## dummy × dummy-t2i") == 1 and md.count("## geneval × dummy-t2i") == 2
+    index = read_index(out)
+    assert [t["id"] for t in index["tables"]] == ["table1", "table2", "table3", "table4", "table5", "table6"]
+    for t in index["tables"]:
+        assert (out / t["csv"]).is_file() and (out / t["json"]).is_file()
+    for f in index["figures"]:
+        assert (f["path"] is None) == (f["status"] != "drawn")
+        if f["path"]:
+            assert (out / f["path"]).is_file() and f"]({f['path']})" in md
+    assert "not run" in md  # tables 2 and 6 have no suite yet
+
+
+def test_an_incomplete_run_is_reported_with_counts(tmp_path):
+    base = _runs(tmp_path)
+    index = read_index(write_report_dir([base], tmp_path / "rep").parent)
+    partial = [r for r in index["runs"] if r["run_dir"].endswith("02-gen-partial")]
+    assert partial[0]["completeness"] == "partial: 1 of 2 items"
+    assert "Incomplete run" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_cli_report_to_a_directory(tmp_path, capsys):
+    from harness.cli import main
+
+    base = _runs(tmp_path)
+    assert main(["report", str(base), "--out", str(tmp_path / "rep")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "rep" / "report.md")
+    assert main(["report", str(base / "00-dummy"), "--out", str(tmp_path / "one.md")]) == 0
+    assert "## dummy × dummy-t2i" in (tmp_path / "one.md").read_text()
+
+
+def _skeleton(text: str) -> list[str]:
+    """Headings and table header rows: what the report shows, not the values of one run."""
+    return [line for line in text.splitlines() if line.startswith("#") or re.match(r"^\|[^|]*\|.*\|$", line)
+            and not re.search(r"\d", line)]
+
+
+@pytest.mark.slow
+def test_committed_example_report_is_current(tmp_path):
+    from harness.cli import main
+
+    assert main(["smoke", "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    fresh = (tmp_path / "s" / "report.md").read_text()
+    committed = (REPO_ROOT / "reports" / "smoke" / "report.md").read_text()
+    assert _skeleton(committed) == _skeleton(fresh), (
+        "reports/smoke/ is out of date: regenerate it with `bash scripts/update_example_reports.sh`")
+    shutil.rmtree(tmp_path / "s")
+    assert json.loads((REPO_ROOT / "reports" / "smoke" / "report.json").read_text())["tables"]
