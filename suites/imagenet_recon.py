@@ -8,6 +8,10 @@ the same cropped real images (cached by content hash, or a stats file of the sam
 Why features are artifacts, not statistics per batch: records must not depend on batch
 composition, and any subset/shard/resume then gives exactly the same statistics.
 
+The first ``report.examples`` planned items also save their crop and each reconstruction as PNG
+(``artifacts/examples/<item id>/``, sha256 in the record's ``examples``) so that a report can show
+what was measured without the dataset or the tokenizer.
+
 Why aggregation never builds a network or opens the dataset: a run must stay reportable after
 ImageNet or the metric weights are gone (another machine, months later). So ``run_batch`` writes
 everything aggregation needs: each record names the Inception and LPIPS weights it was made
@@ -127,9 +131,17 @@ class ReferenceConfig:
 
 @dataclass(frozen=True)
 class ReportConfig:
+    """``report.*``: labels of the Table-1 row (aggregate-only) and how many example images to save."""
+
     model_label: str | None
     tokens: int | None
     golden: str | None
+    examples: int  # the first N planned items save input + reconstruction PNGs (changes their records)
+
+    def __post_init__(self) -> None:
+        if self.examples < 0:
+            raise ValueError(f"report.examples must be >= 0 (0 = no example images), got {self.examples}. "
+                             f"Fix: --set report.examples=8")
 
 
 @dataclass(frozen=True)
@@ -324,7 +336,9 @@ class ImageNetReconSuite(Suite):
     )
     libraries = ("torch-fidelity", "pytorch-fid", "clean-fid", "lpips", "scikit-image", "torchmetrics", "scipy", "pillow")
     #: keys that change no record, only the aggregate: `dcar-bench aggregate DIR --set KEY=...` may change them
-    aggregate_keys: ClassVar[tuple[str, ...]] = ("reference.stats_path", "metrics.frechet", "metrics.kid", "report")
+    #: (not report.examples: it decides which items save example PNGs, so it is part of their records)
+    aggregate_keys: ClassVar[tuple[str, ...]] = ("reference.stats_path", "metrics.frechet", "metrics.kid",
+                                                 "report.model_label", "report.tokens", "report.golden")
     # skipping a corrupt file decides only what happens to items without a record: may change on resume
     resume_keys: ClassVar[tuple[str, ...]] = ("dataset.skip_corrupt",)
 
@@ -423,12 +437,20 @@ class ImageNetReconSuite(Suite):
     # ------------------------------------------------------------------ plan and validate
 
     def plan(self) -> list[WorkItem]:
+        """Every image of the split (or the samples), the first ``report.examples`` marked to save PNGs.
+
+        Why the mark lives in the payload: ``run_batch`` sees only its batch, not the item's place in
+        the plan, and a shard, a resume or another batch size must save exactly the same examples.
+        """
         self._check_explicit_paths()  # a mistyped dataset.root is named with its key before the folder is listed
         d = self.cfg.dataset
         if d.kind == "skimage_samples":
             names = SKIMAGE_SAMPLES[: d.limit] if d.limit is not None else SKIMAGE_SAMPLES
-            return [WorkItem(id=f"skimage/{n}", payload={"sample": n}) for n in names]
-        return [WorkItem(id=i, payload={"file": i}) for i in self.dataset().ids()]
+            items = [WorkItem(id=f"skimage/{n}", payload={"sample": n}) for n in names]
+        else:
+            items = [WorkItem(id=i, payload={"file": i}) for i in self.dataset().ids()]
+        shown = self.cfg.report.examples
+        return [WorkItem(it.id, {**it.payload, "example": True}) for it in items[:shown]] + items[shown:]
 
     def validate(self, items: Sequence[WorkItem]) -> None:
         """Everything a run would otherwise find out after loading the tokenizer (or after the last image)."""
@@ -562,7 +584,7 @@ class ImageNetReconSuite(Suite):
         """Per-image metrics and the feature artifact of every item whose crop loaded."""
         import torch
 
-        from harness.images import check_batch, to_float
+        from harness.images import check_batch, to_float, to_uint8
         from harness.metrics.recon import psnr_per_image, ssim_per_image
 
         u8 = torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous()
@@ -573,12 +595,19 @@ class ImageNetReconSuite(Suite):
         n = max(ctx.batch_size, len(items))
         feats = {"real": _padded_call(extractor, n, u8)}
         per: dict[str, dict[str, np.ndarray]] = {}
+        shown = [j for j, it in enumerate(items) if it.payload.get("example")]
+        examples: dict[int, dict[str, Any]] = {j: {"input": self._save_example(ctx, items[j], "input", crops[j])}
+                                               for j in shown}
         for path in paths:
             recon = self._reconstruct(adapter, images, path, items)
             per[path] = {"psnr": psnr_per_image(u8, recon),
                          "ssim": ssim_per_image(u8, recon, border=border, precision=precision),
                          "lpips": _padded_call(lpips, n, u8, recon)}
             feats[path] = _padded_call(extractor, n, recon)
+            if shown:
+                recon_u8 = to_uint8(recon[shown]).permute(0, 2, 3, 1).contiguous().numpy()
+                for j, img in zip(shown, recon_u8):
+                    examples[j][path] = self._save_example(ctx, items[j], path, img)
         _check_finite_features(feats, items)
         models = {"inception": extractor.weights_id, "inception_real": bool(extractor.real_weights),
                   "lpips": lpips.weights_id, "lpips_real": bool(lpips.real_weights)}
@@ -588,7 +617,7 @@ class ImageNetReconSuite(Suite):
             rel = f"inception/{it.id}.npz"
             arrays = {k: v[j].astype(np.float32) for k, v in feats.items()}
             sha = ctx.write_artifact(rel, npz_bytes(**arrays, **{EXTRACTOR_KEY: described}))
-            records.append({
+            rec = {
                 "input_sha256": bytes_sha256(crops[j].tobytes()),
                 "psnr": {p: float(m["psnr"][j]) for p, m in per.items()},
                 "ssim": {p: float(m["ssim"][j]) for p, m in per.items()},
@@ -596,8 +625,23 @@ class ImageNetReconSuite(Suite):
                 "features": rel,
                 "features_sha256": sha,
                 "models": models,
-            })
+            }
+            if j in examples:
+                rec["examples"] = examples[j]
+            records.append(rec)
         return records
+
+    @staticmethod
+    def _save_example(ctx: RunContext, item: WorkItem, name: str, image_u8: np.ndarray) -> dict[str, str]:
+        """``artifacts/examples/<item id>/<name>.png`` (the uint8 pixels every metric saw) and its sha256.
+
+        Why PNG of the quantised pixels: the report's grid then shows exactly what PSNR/SSIM/LPIPS
+        measured, and aggregation and reports stay file-only (no tokenizer is needed to show them).
+        """
+        from harness.io import png_bytes
+
+        rel = f"examples/{item.id}/{name}.png"
+        return {"file": rel, "sha256": ctx.write_artifact(rel, png_bytes(np.ascontiguousarray(image_u8)))}
 
     @staticmethod
     def _reconstruct(adapter: Adapter, images, path: str, items: Sequence[WorkItem]):
