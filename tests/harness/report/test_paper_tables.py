@@ -21,6 +21,7 @@ from harness.report.collect import collect_runs
 from harness.report.paper_tables import MARK, NOT_RUN, SPECS, build_paper_tables
 from tests.harness.report.synthetic_runs import H200, geneval_results, recon_results, write_run
 from tests.paths import REPO_ROOT
+from tests.stand_ins import TinyExtractor
 
 pytest.importorskip("pandas")
 
@@ -248,34 +249,11 @@ def test_written_csv_and_json_equal_the_frame(tmp_path):
     assert not list((tmp_path / "report" / "tables").glob(".*.tmp"))
 
 
-class _TinyExtractor:
-    """Deterministic 3-d features standing in for the 2048-d Inception (cheap; the tables only read results)."""
-
-    real_weights = False
-    weights_id = "test:tiny-projection"
-
-    def __init__(self, *args, **kwargs):
-        self.proj = np.random.default_rng(0).normal(size=(48, 3))
-
-    def describe(self):
-        return {"extractor": "tiny-test-projection", "dims": 3, "weights": self.weights_id,
-                "real_weights": self.real_weights, "resize": "none"}
-
-    def __call__(self, images):
-        import torch
-
-        from harness.images import to_uint8
-
-        u8 = to_uint8(images).double()
-        pooled = torch.nn.functional.adaptive_avg_pool2d(u8, 4).flatten(1).numpy() / 255.0
-        return np.tanh(pooled @ self.proj)
-
-
 def test_tables_from_a_real_run_build_with_dataset_artifacts_weights_and_torch_absent(tmp_path, monkeypatch):
     import harness.metrics.inception as inception
     from harness.jobs import run
 
-    monkeypatch.setattr(inception, "InceptionFeatureExtractor", _TinyExtractor)
+    monkeypatch.setattr(inception, "InceptionFeatureExtractor", TinyExtractor)
     root = tmp_path / "val"
     rng = np.random.default_rng(0)
     for i in range(4):
