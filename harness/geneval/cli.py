@@ -225,7 +225,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.cmd == "detect":
         if not args.random_weights:
-            _fail_if_missing(check(args.detector_checkpoint, args.clip_weights, out=sys.stderr))
+            _fail_if_missing(check(args.detector_checkpoint, args.clip_weights, None, args.images, out=sys.stderr))
         _print_report(detect(args, args.images, args.out, detect_overrides(args, args.overrides)))
         return 0
     if args.cmd == "score":
