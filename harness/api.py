@@ -345,6 +345,9 @@ class RunContext:
     show_progress: bool = True
     manifest: RunManifest | None = None
     batch_size: int = 1
+    #: items of the current batch that already have a record: recomputed only so that the batch keeps its
+    #: original shape and rows (see ``harness.runner.core.batches_to_run``); their artifacts are not rewritten
+    replay_ids: frozenset = frozenset()
 
     @property
     def artifacts_dir(self) -> Path:
@@ -355,13 +358,19 @@ class RunContext:
 
         return item_seed(self.seed, item_id)
 
-    def write_artifact(self, relpath: str, data: bytes) -> str:
-        """Atomically write ``artifacts/<relpath>``; returns the sha256 to put in the record."""
-        from harness.io import atomic_write_bytes
+    def write_artifact(self, relpath: str, data: bytes, *, item_id: str | None = None) -> str:
+        """Atomically write ``artifacts/<relpath>``; returns the sha256 to put in the record.
+
+        ``item_id``: the item the file belongs to. An item of :attr:`replay_ids` keeps the file its record
+        already names (on non-deterministic hardware a recomputation could differ from it).
+        """
+        from harness.io import atomic_write_bytes, bytes_sha256
 
         target = (self.artifacts_dir / relpath).resolve()
         if self.artifacts_dir.resolve() not in target.parents:
             raise ValueError(f"artifact path {relpath!r} escapes the run directory")
+        if item_id is not None and item_id in self.replay_ids:
+            return bytes_sha256(data)
         return atomic_write_bytes(target, data)
 
     def artifact_path(self, relpath: str) -> Path:

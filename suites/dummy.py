@@ -80,7 +80,8 @@ class DummySuite(Suite):
             }
             if self.cfg.save_images:
                 rec["image"] = f"images/{it.id}.png"
-                rec["image_sha256"] = ctx.write_artifact(rec["image"], png_bytes(arr.transpose(1, 2, 0)))
+                rec["image_sha256"] = ctx.write_artifact(rec["image"], png_bytes(arr.transpose(1, 2, 0)),
+                                                         item_id=it.id)
             records.append(rec)
         return records
 

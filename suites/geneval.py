@@ -50,7 +50,7 @@ class GenEvalSuite(Suite):
         for it, img in zip(items, to_uint8(images).permute(0, 2, 3, 1).contiguous().numpy()):
             p, meta = it.payload["prompt_index"], load_prompts()[it.payload["prompt_index"]]
             ctx.write_artifact(f"{ARTIFACTS_SUBDIR}/{metadata_relpath(p)}", metadata_bytes(meta))
-            digest = ctx.write_artifact(f"{ARTIFACTS_SUBDIR}/{it.payload['file']}", png_bytes(img))
+            digest = ctx.write_artifact(f"{ARTIFACTS_SUBDIR}/{it.payload['file']}", png_bytes(img), item_id=it.id)
             records.append({"prompt_index": p, "sample_index": it.payload["sample_index"], "tag": meta["tag"],
                             "file": it.payload["file"], "image_sha256": digest,
                             "height": int(img.shape[0]), "width": int(img.shape[1])})

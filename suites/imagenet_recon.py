@@ -616,7 +616,7 @@ class ImageNetReconSuite(Suite):
         for j, it in enumerate(items):
             rel = f"inception/{it.id}.npz"
             arrays = {k: v[j].astype(np.float32) for k, v in feats.items()}
-            sha = ctx.write_artifact(rel, npz_bytes(**arrays, **{EXTRACTOR_KEY: described}))
+            sha = ctx.write_artifact(rel, npz_bytes(**arrays, **{EXTRACTOR_KEY: described}), item_id=it.id)
             rec = {
                 "input_sha256": bytes_sha256(crops[j].tobytes()),
                 "psnr": {p: float(m["psnr"][j]) for p, m in per.items()},
@@ -641,7 +641,8 @@ class ImageNetReconSuite(Suite):
         from harness.io import png_bytes
 
         rel = f"examples/{item.id}/{name}.png"
-        return {"file": rel, "sha256": ctx.write_artifact(rel, png_bytes(np.ascontiguousarray(image_u8)))}
+        return {"file": rel, "sha256": ctx.write_artifact(rel, png_bytes(np.ascontiguousarray(image_u8)),
+                                                         item_id=item.id)}
 
     @staticmethod
     def _reconstruct(adapter: Adapter, images, path: str, items: Sequence[WorkItem]):

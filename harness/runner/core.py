@@ -317,8 +317,8 @@ def _run_in(store: RunStore, suite: Suite, suite_cls: type[Suite], items: list[W
                                   "skipped": len(mine) - len(todo), "created": manifest["provenance"]["created"],
                                   "command": manifest["provenance"]["command"], "git": manifest["provenance"]["git"]})
             ctx = _context(store, config, shard, show_progress)
-            completed = _execute(suite, adapter, todo, ctx, writer, shard, config["batch_size"], show_progress,
-                                 suite_name)
+            completed = _execute(suite, adapter, mine, todo, ctx, writer, shard, config["batch_size"],
+                                 show_progress, suite_name)
             if adapter is not None:
                 adapter.close()
 
@@ -356,23 +356,46 @@ def _context(store: RunStore, config: Mapping[str, Any], shard: Shard, show_prog
                       batch_size=int(config.get("batch_size", 1)))
 
 
-def _execute(suite: Suite, adapter: Adapter | None, todo: list[WorkItem], ctx: RunContext, writer: RecordWriter,
-             shard: Shard, batch_size: int, show_progress: bool, suite_name: str) -> int:
+def batches_to_run(mine: Sequence[WorkItem], todo: Sequence[WorkItem], batch_size: int) -> list[list[WorkItem]]:
+    """The shard's items cut at fixed plan positions (0..b-1, b..2b-1, ...), keeping each batch with a missing item.
+
+    Why fixed positions: an item's floating-point result may depend on the batch's shape and on its row in
+    the batch (GEMM blocking). A resumed run therefore re-runs the whole batch an unrecorded item belonged
+    to, so every item is computed with exactly the neighbours, shape and row of an uninterrupted run; the
+    items of that batch that already have a record are recomputed but not written again.
+    """
+    missing = {it.id for it in todo}
+    out = []
+    for start in range(0, len(mine), batch_size):
+        batch = list(mine[start:start + batch_size])
+        if any(it.id in missing for it in batch):
+            out.append(batch)
+    return out
+
+
+def _execute(suite: Suite, adapter: Adapter | None, mine: list[WorkItem], todo: list[WorkItem], ctx: RunContext,
+             writer: RecordWriter, shard: Shard, batch_size: int, show_progress: bool, suite_name: str) -> int:
     from tqdm.auto import tqdm
 
     completed = 0
+    missing = {it.id for it in todo}
     with tqdm(total=len(todo), desc=f"{suite_name} [shard {shard}]", unit="item",
               disable=not show_progress or not todo, position=shard.index, leave=True) as bar:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
+        for batch in batches_to_run(mine, todo, batch_size):
+            ctx.replay_ids = frozenset(it.id for it in batch if it.id not in missing)
             records = _validate_records(suite.run_batch(batch, adapter, ctx), batch, suite_name)
+            new = 0
             for it, rec in zip(batch, records):
+                if it.id not in missing:  # recorded before this invocation: recomputed only as context
+                    continue
                 rec = dict(rec)
                 rec["item_id"] = it.id
                 rec["seed"] = ctx.item_seed(it.id)
                 writer.append(rec)
                 completed += 1
-            bar.update(len(batch))
+                new += 1
+            bar.update(new)
+    ctx.replay_ids = frozenset()
     return completed
 
 

@@ -2,9 +2,10 @@
 
 The kill is reproduced exactly as it leaves the run directory: some complete records, a torn last
 line (the write that was cut), the images of the unrecorded items missing, and a temp file of the
-atomic image write that was in flight. The lost item is then redone alone where the uninterrupted
-run had it in a batch of 4; the adapters pad every call to the run's batch size, so GEMM shapes, and
-therefore the pixels, do not change (without the padding the dc-ar image differs by a grey level).
+atomic image write that was in flight. The runner re-runs the whole batch the lost item belonged to, at
+its plan position (the recorded items are recomputed but not written), so the item is computed with the
+shape, rows and neighbours of the uninterrupted run; the adapters also pad every short call to the run's
+batch size (without either, the lost dc-ar item redone alone differs by a grey level).
 """
 from __future__ import annotations
 

@@ -165,3 +165,30 @@ def test_a_suites_resume_keys_may_change_on_resume_and_are_logged(tmp_path, monk
     assert [x["resume_keys"] for x in lines] == [{"skip": False}, {"skip": True}]
     with pytest.raises(ConfigMismatchError, match="config.n: 3 -> 4"):
         run("tiny", None, tmp_path / "r", show_progress=False, overrides=["n=4"])
+
+
+def test_resumed_batches_keep_their_plan_positions():
+    from harness.api import WorkItem
+    from harness.runner.core import batches_to_run
+
+    items = [WorkItem(f"i{k}") for k in range(10)]
+    todo = [it for it in items if it.id in {"i3", "i4", "i9"}]
+    assert [[it.id for it in b] for b in batches_to_run(items, todo, 4)] == [
+        ["i0", "i1", "i2", "i3"], ["i4", "i5", "i6", "i7"], ["i8", "i9"]]
+
+
+def test_a_resume_recomputes_a_batch_whole_but_writes_only_the_missing_records_and_artifacts(tmp_path):
+    run("dummy", "dummy-t2i", tmp_path / "r", overrides=["num_items=6", "save_images=true"], batch_size=4,
+        show_progress=False, aggregate_when_done=False)
+    rec_file = tmp_path / "r" / "records" / "shard-0-of-1.jsonl"
+    lines = rec_file.read_bytes().splitlines(keepends=True)
+    rec_file.write_bytes(b"".join(lines[:2]) + lines[2][:7])  # items 0, 1 kept; 2 torn; 3..5 lost
+    kept = json.loads(lines[0])
+    done_png = tmp_path / "r" / "artifacts" / kept["image"]
+    os.utime(done_png, (1, 1))
+    res = run("dummy", "dummy-t2i", tmp_path / "r", overrides=["num_items=6", "save_images=true"], batch_size=4,
+              show_progress=False)
+    assert res.completed == 4 and res.skipped == 2
+    ids = [json.loads(x)["item_id"] for x in rec_file.read_text().splitlines()]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 6  # no item recorded twice
+    assert done_png.stat().st_mtime == 1  # a recorded item's artifact is not rewritten by the replay
