@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -22,11 +22,14 @@ def cache_key(parts: Mapping[str, Any]) -> str:
     return json_digest(dict(parts))
 
 
+_ENTRY = re.compile(r"^([0-9a-f]{2})/\1[0-9a-f]{62}$")  # <first 2 hex of the key>/<64-hex key>
+
+
 def default_cache_dir() -> Path:
     env = os.environ.get("DCAR_BENCH_CACHE")
     if env:
         return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dcar-bench"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dcar-bench"
 
 
 class Cache:
@@ -78,6 +81,8 @@ class Cache:
         if not self.root.is_dir():
             return out
         for meta in sorted(self.root.glob("*/*.json")):
+            if not _ENTRY.match(f"{meta.parent.name}/{meta.stem}"):
+                continue
             npz = meta.with_suffix(".npz")
             size = meta.stat().st_size + (npz.stat().st_size if npz.exists() else 0)
             try:
@@ -89,10 +94,18 @@ class Cache:
         return out
 
     def clear(self) -> tuple[int, int]:
-        """Delete every entry; returns (entries removed, bytes freed)."""
+        """Delete every entry (its ``.npz`` and ``.json``, nothing else); returns (entries removed, bytes freed).
+
+        Only files named like entries (``<2 hex>/<64 hex>.npz|.json``) are removed, and then the folders they
+        leave empty, so a cache root pointed at a folder with other content by mistake loses nothing else.
+        """
         entries = self.entries()
-        if self.root.is_dir():
-            for sub in self.root.iterdir():
-                if sub.is_dir() and len(sub.name) == 2:
-                    shutil.rmtree(sub, ignore_errors=True)
+        for e in entries:
+            for suffix in (".npz", ".json"):
+                (self.root / e["key"][:2] / f"{e['key']}{suffix}").unlink(missing_ok=True)
+        for sub in {self.root / e["key"][:2] for e in entries}:
+            try:
+                sub.rmdir()
+            except OSError:  # not empty: it holds something that is not ours
+                pass
         return len(entries), sum(e["bytes"] for e in entries)

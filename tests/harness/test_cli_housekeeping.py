@@ -58,3 +58,17 @@ def test_aggregate_shows_progress_unless_quiet(tmp_path, capsys):
     assert "aggregating" in capsys.readouterr().err
     assert cli.main(["aggregate", str(tmp_path / "r"), "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_cache_clear_removes_only_cache_entries(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "home"
+    monkeypatch.setenv("DCAR_BENCH_CACHE", str(root))
+    (root / "go" / "src").mkdir(parents=True)
+    (root / "go" / "src" / "main.go").write_text("package main")
+    (root / "ab").mkdir()
+    (root / "ab" / "notes.json").write_text("{}")
+    key = Cache().put({"kind": "features", "n": 1}, {"f": np.ones(2)})
+    assert cli.main(["cache", "clear"]) == 0
+    assert "removed 1 entry" in capsys.readouterr().out
+    assert (root / "go" / "src" / "main.go").read_text() == "package main"
+    assert (root / "ab" / "notes.json").exists() and not (root / key[:2] / f"{key}.npz").exists()
