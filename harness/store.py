@@ -34,6 +34,7 @@ SUMMARY = "summary.json"
 REPORT = "report.md"
 INVOCATIONS = "invocations.jsonl"
 PLAN = "plan.jsonl"
+AGGREGATE_OVERRIDES = "aggregate_overrides.json"  # aggregation-only keys changed after the run (kept for re-runs)
 # config keys that change how work is executed but never the result: may differ on resume
 EXECUTION_KEYS = ("batch_size",)
 
@@ -154,7 +155,8 @@ class RunStore:
             data = self.plan_path.read_bytes()
         except FileNotFoundError:
             raise RunDirError(f"{self.plan_path} is missing; the run directory is incomplete or was made by an "
-                              f"older dcar-bench. Rerun the `dcar-bench run` command into it to restore it.") from None
+                              f"older dcar-bench. Rerun the same `dcar-bench run` command into it: it restores "
+                              f"plan.jsonl when the suite still plans the same items (plan_sha256).") from None
         if bytes_sha256(data) != expected_sha256:
             raise RunDirError(f"{self.plan_path} does not match the plan_sha256 in {MANIFEST}; the run directory "
                               f"was modified. Restore plan.jsonl or start a new run.")
@@ -166,6 +168,20 @@ class RunStore:
             except (ValueError, KeyError, TypeError) as exc:
                 raise RunDirError(f"{self.plan_path}:{lineno}: not a plan line ({exc})") from None
         return items
+
+    # ------------------------------------------------------------------ aggregation-only overrides
+    def read_aggregate_overrides(self) -> dict[str, Any]:
+        path = self.run_dir / AGGREGATE_OVERRIDES
+        if not path.exists():
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{path} is not valid JSON ({exc}); delete it to aggregate with the run's own config") from exc
+        return dict(data)
+
+    def write_aggregate_overrides(self, overrides: Mapping[str, Any]) -> None:
+        atomic_write_bytes(self.run_dir / AGGREGATE_OVERRIDES, dump_json(dict(overrides)))
 
     # ------------------------------------------------------------------ summary
     def write_summary(self, summary: Mapping[str, Any]) -> str:

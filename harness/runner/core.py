@@ -261,12 +261,13 @@ def run(
         manifest["subject"] = suite.subject()
     store = RunStore(out_dir)
     existed = store.run_dir.exists()
+    agg_changes = _aggregate_key_changes(store, suite_cls, config)
     store.check_same_experiment(manifest, check_weights=False,  # before paying for the adapter
-                                resume_keys=suite_cls.resume_keys)
+                                resume_keys=(*suite_cls.resume_keys, *suite_cls.aggregate_keys))
     store.ensure_writable()
     try:
         return _run_in(store, suite, suite_cls, items, plan_data, manifest, adapter_name, config, shard,
-                       show_progress, aggregate_when_done, reaggregate, argv)
+                       show_progress, aggregate_when_done, reaggregate or bool(agg_changes), argv, agg_changes)
     except BaseException:
         if not existed and store.read_manifest() is None:  # failed before it began: leave no debris
             shutil.rmtree(store.run_dir, ignore_errors=True)
@@ -275,12 +276,15 @@ def run(
 
 def _run_in(store: RunStore, suite: Suite, suite_cls: type[Suite], items: list[WorkItem], plan_data: bytes,
             manifest: dict[str, Any], adapter_name: str | None, config: Mapping[str, Any], shard: Shard,
-            show_progress: bool, aggregate_when_done: bool, reaggregate: bool, argv: list[str] | None) -> RunResult:
+            show_progress: bool, aggregate_when_done: bool, reaggregate: bool, argv: list[str] | None,
+            agg_changes: Mapping[str, Any] | None = None) -> RunResult:
     suite_name = manifest["suite"]
     mine = shard.select(items)
     done = finished_ids(store)
     todo = [it for it in mine if it.id not in done]
     first_time = store.read_manifest() is None
+    if not first_time and not store.plan_path.exists():
+        store.write_plan(plan_data)  # lost plan.jsonl: the identity check proved this plan has the stored digest
     if not todo and not first_time and not reaggregate and store.read_summary() is not None:
         if show_progress:
             print(f"{store.run_dir}: all {len(mine)} item(s) of shard {shard} are already done and the run is "
@@ -308,7 +312,7 @@ def _run_in(store: RunStore, suite: Suite, suite_cls: type[Suite], items: list[W
                 store.prepare(manifest)
             else:  # resuming: same experiment? (weights only checked if the adapter was loaded this time)
                 store.check_same_experiment(manifest, check_weights="adapter_info" in manifest,
-                                            resume_keys=suite_cls.resume_keys)
+                                            resume_keys=(*suite_cls.resume_keys, *suite_cls.aggregate_keys))
                 remove_stale_temp_files(store.run_dir)
             store.log_invocation({"shard": str(shard), "pid": os.getpid(), "host": socket.gethostname(),
                                   "batch_size": config["batch_size"], "todo": len(todo),
@@ -327,9 +331,9 @@ def _run_in(store: RunStore, suite: Suite, suite_cls: type[Suite], items: list[W
         if aggregate_when_done:
             if dist.active:
                 if shard.index == 0:
-                    summary = aggregate(store.run_dir, show_progress=show_progress)
+                    summary = aggregate(store.run_dir, show_progress=show_progress, overrides=agg_changes)
             elif shard.count == 1 or not (set(it.id for it in items) - finished_ids(store)):
-                summary = aggregate(store.run_dir, show_progress=show_progress)
+                summary = aggregate(store.run_dir, show_progress=show_progress, overrides=agg_changes)
             elif show_progress:
                 missing = len(set(it.id for it in items) - finished_ids(store))
                 print(f"shard {shard} finished; {missing} items of other shards are still missing. "
@@ -338,6 +342,15 @@ def _run_in(store: RunStore, suite: Suite, suite_cls: type[Suite], items: list[W
     finally:
         dist.close()
     return RunResult(store.run_dir, shard, len(items), len(mine), len(mine) - len(todo), completed, summary, None)
+
+
+def _aggregate_key_changes(store: RunStore, suite_cls: type[Suite], config: Mapping[str, Any]) -> dict[str, Any]:
+    """Aggregation-only keys whose requested value differs from the stored run's: applied as aggregate overrides."""
+    old = store.read_manifest()
+    if old is None:
+        return {}
+    before, after = flatten(old.get("config") or {}), flatten(config)
+    return {k: v for k, v in after.items() if _under(k, suite_cls.aggregate_keys) and before.get(k, "<absent>") != v}
 
 
 def _provenance(suite_cls: type[Suite], adapter: Adapter | None, argv: list[str] | None) -> dict[str, Any]:
@@ -443,16 +456,24 @@ def aggregate_config(suite_cls: type[Suite], config: Mapping[str, Any],
         return dict(config), {}
     pairs = list(overrides.items()) if isinstance(overrides, Mapping) else [parse_set(e) for e in overrides]
     allowed = tuple(getattr(suite_cls, "aggregate_keys", ()) or ())
+    known = set(flatten(config))
     merged = json_roundtrip(dict(config))
     applied = {}
     for key, value in pairs:
-        if not any(key == a or key.startswith(a + ".") for a in allowed):
+        if not _under(key, allowed):
+            if key not in known and not any(k.startswith(key + ".") for k in known):
+                raise ConfigError(f"`aggregate --set {key}=...`: unknown config key {key!r} of suite "
+                                  f"{suite_cls.name!r}. Keys aggregate accepts: {', '.join(allowed) or '(none)'}")
             raise ConfigError(f"`aggregate --set {key}=...`: {key!r} changes records, not only the aggregate; "
                               f"rerun the suite into a new --out instead. Keys aggregate accepts for suite "
                               f"{suite_cls.name!r}: {', '.join(allowed) or '(none)'}")
         set_dotted(merged, key, value)
         applied[key] = value
     return merged, applied
+
+
+def _under(key: str, prefixes: Iterable[str]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
 
 
 def aggregate(out_dir: str | os.PathLike, *, show_progress: bool = False,
@@ -470,7 +491,11 @@ def aggregate(out_dir: str | os.PathLike, *, show_progress: bool = False,
     if show_progress:
         print(f"aggregating {store.run_dir}: reading the records of {len(items)} item(s)", file=sys.stderr)
     records, stats = collect_records(store, items)
-    config, applied = aggregate_config(suite_cls, manifest["config"], overrides)
+    new = dict(aggregate_config(suite_cls, manifest["config"], overrides)[1]) if overrides else {}
+    kept = {**store.read_aggregate_overrides(), **new}  # earlier corrections stay until changed again
+    config, applied = aggregate_config(suite_cls, manifest["config"], kept)
+    if new:
+        store.write_aggregate_overrides(applied)
     try:
         suite = suite_cls(config)
     except UserError:

@@ -192,3 +192,24 @@ def test_a_resume_recomputes_a_batch_whole_but_writes_only_the_missing_records_a
     ids = [json.loads(x)["item_id"] for x in rec_file.read_text().splitlines()]
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 6  # no item recorded twice
     assert done_png.stat().st_mtime == 1  # a recorded item's artifact is not rewritten by the replay
+
+
+def test_a_lost_plan_file_is_restored_by_rerunning_the_command(tmp_path):
+    run("tiny", None, tmp_path / "r", show_progress=False)
+    (tmp_path / "r" / "plan.jsonl").unlink()
+    with pytest.raises(RunDirError, match="Rerun the same `dcar-bench run` command"):
+        aggregate(tmp_path / "r")
+    run("tiny", None, tmp_path / "r", show_progress=False)
+    assert aggregate(tmp_path / "r")["results"]["n"] == 3
+
+
+def test_aggregate_corrections_persist_and_run_accepts_them(tmp_path):
+    run("tiny", None, tmp_path / "r", show_progress=False)
+    assert aggregate(tmp_path / "r", overrides=["report.label=b"])["results"]["label"] == "b"
+    again = aggregate(tmp_path / "r")
+    assert again["results"]["label"] == "b" and again["aggregate_overrides"] == {"report.label": "b"}
+    res = run("tiny", None, tmp_path / "r", show_progress=False, overrides=["report.label=c"])
+    assert res.summary is not None and res.summary["results"]["label"] == "c"
+    assert run("tiny", None, tmp_path / "r", show_progress=False, reaggregate=True).summary["results"]["label"] == "c"
+    with pytest.raises(ConfigError, match="unknown config key 'bogus'"):
+        aggregate(tmp_path / "r", overrides=["bogus=1"])
