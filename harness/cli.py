@@ -170,8 +170,14 @@ def load_smoke_list(path: str | os.PathLike | None = None) -> list[dict[str, Any
         text = resources.files("suites").joinpath(DEFAULT_SMOKE_LIST).read_text(encoding="utf-8")
         source = f"suites/{DEFAULT_SMOKE_LIST}"
     else:
-        text, source = Path(path).read_text(encoding="utf-8"), str(path)
-    data = yaml.safe_load(text) or []
+        try:
+            text, source = Path(path).read_text(encoding="utf-8"), str(path)
+        except OSError as exc:
+            raise _CliError(f"smoke --list {path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text) or []
+    except yaml.YAMLError as exc:
+        raise _CliError(f"{source}: not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
     if isinstance(data, dict) and "runs" in data:
         data = data["runs"]
     if not isinstance(data, list) or not data:

@@ -92,9 +92,14 @@ class RunStore:
         if not self.manifest_path.exists():
             return None
         try:
-            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RunDirError(f"{self.manifest_path} is not valid JSON ({exc}); the run directory is damaged") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("suite"), str) or not isinstance(data.get("config"),
+                                                                                                dict):
+            raise RunDirError(f"{self.manifest_path} is not a dcar-bench manifest (needs a 'suite' name and a "
+                              f"'config' mapping); the run directory is damaged")
+        return data
 
     def require_manifest(self) -> dict[str, Any]:
         m = self.read_manifest()
@@ -195,6 +200,22 @@ class RunStore:
         except json.JSONDecodeError as exc:
             raise RunDirError(f"{self.summary_path} is not valid JSON ({exc}); rerun `dcar-bench aggregate "
                               f"{self.run_dir}` to rebuild it") from exc
+
+
+def ensure_output_dir(path: str | os.PathLike, *, what: str = "--out") -> Path:
+    """Create directory ``path`` (and parents) or raise a one-line :class:`RunDirError` naming it.
+
+    Called before any work, so a typo in an output path costs nothing.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise RunDirError(f"{what} {path} cannot be used as an output directory: {exc.strerror or exc}. "
+                        f"Choose another path or fix its permissions.") from None
+    return path
 
 
 def plan_bytes(items: Sequence[WorkItem]) -> bytes:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.api import MissingResourceError, UserError
+from harness.store import ensure_output_dir
 
 STATS_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 INPUTS_DIGEST = "sha256 over '<path relative to DIR>\\x1f<sha256 of the file>\\n' lines, sorted by path"
@@ -104,6 +105,9 @@ def _validate(args: argparse.Namespace) -> StatsProtocol:
         raise StatsToolError(f"stats make: --batch-size must be >= 1, got {args.batch_size}")
     if args.out.exists() and not args.force:
         raise StatsToolError(f"stats make: {args.out} exists; pass --force to overwrite it")
+    if args.out.is_dir():
+        raise StatsToolError(f"stats make: --out {args.out} is a directory; give a file name, e.g. {args.out}/ref.npz")
+    ensure_output_dir(args.out.parent, what="stats make: --out (its folder)")
     return proto
 
 

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 from harness.io import atomic_write_bytes, dump_json
 from harness.report.collect import RunView, collect_runs
 from harness.report.markdown import render_run
+from harness.store import ensure_output_dir
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
@@ -103,9 +104,10 @@ def write_report_dir(paths: Sequence[str | os.PathLike], out_dir: str | os.PathL
 
     ``paths``: run directories, or folders of run directories (e.g. a smoke ``--out``). Returns report.md's path.
     """
-    out_dir = Path(out_dir)
-    runs = collect_runs(paths)
-    text, index = render_report_dir(runs, out_dir, title, list(failures))
+    out_dir = ensure_output_dir(out_dir)
+    damaged: list[tuple[str, str]] = []
+    runs = collect_runs(paths, damaged=damaged)
+    text, index = render_report_dir(runs, out_dir, title, [*failures, *damaged])
     atomic_write_bytes(out_dir / REPORT_JSON, dump_json(index))
     atomic_write_bytes(out_dir / REPORT_MD, text.encode("utf-8"))
     return out_dir / REPORT_MD

@@ -137,12 +137,22 @@ def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def collect_runs(paths: Sequence[str | os.PathLike]) -> list[RunView]:
-    """A :class:`RunView` per run directory in ``paths`` (a path may also be a folder of run directories)."""
+def collect_runs(paths: Sequence[str | os.PathLike], *, damaged: list[tuple[str, str]] | None = None) -> list[RunView]:
+    """A :class:`RunView` per run directory in ``paths`` (a path may also be a folder of run directories).
+
+    A run whose manifest cannot be read is appended to ``damaged`` as (directory, reason) when a list is
+    given, so one broken run does not hide the others; without a list its error is raised.
+    """
     views = []
     for d in find_run_dirs(paths):
         store = RunStore(d)
-        manifest = RunManifest.from_dict(store.require_manifest())
+        try:
+            manifest = RunManifest.from_dict(store.require_manifest())
+        except UserError as exc:
+            if damaged is None:
+                raise
+            damaged.append((str(d), str(exc)))
+            continue
         problems: list[str] = []
         try:
             summary = store.read_summary()

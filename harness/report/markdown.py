@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from harness import registry
+from harness.api import UserError
 from harness.io import atomic_write_bytes
 from harness.markdown_table import markdown_table
 from harness.records import RecordsCorruptError, read_all
+from harness.store import RunStore, ensure_output_dir
 
 NOT_REAL_BANNER = (
     "> **⚠ NOT THE PAPER'S METRIC.** This run used random, dummy or tiny built-in weights "
@@ -91,12 +93,18 @@ def _records_state(run_dir: Path, manifest: Mapping[str, Any]) -> str | None:
 def render_run(run_dir: str | os.PathLike) -> str:
     """One report section for one run directory."""
     run_dir = Path(run_dir)
+    store = RunStore(run_dir)
     try:
-        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        manifest = store.read_manifest()
+    except UserError as exc:
+        return f"## `{run_dir}`\n\n**Damaged run directory**: {exc}\n"
+    if manifest is None:
         return f"## `{run_dir}`\n\n**Not a run directory** (no manifest.json).\n"
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else None
+    try:
+        summary = store.read_summary()
+        summary_problem = None
+    except UserError as exc:
+        summary, summary_problem = None, str(exc)
     info = manifest.get("adapter_info") or {}
     parts = [f"## {manifest.get('suite')} × {manifest.get('adapter') or manifest.get('subject') or 'no adapter'}\n"]
     if not info.get("real_weights", False):
@@ -109,6 +117,8 @@ def render_run(run_dir: str | os.PathLike) -> str:
     state = _records_state(run_dir, manifest)
     if state:
         parts.append(state + "\n")
+    if summary_problem:
+        parts.append(f"**⚠ Damaged summary**: {summary_problem}\n")
     if summary is None:
         parts.append("**Not aggregated yet** (no summary.json): finish the run, then `dcar-bench aggregate "
                      f"{run_dir}`.\n")
@@ -144,6 +154,7 @@ def render_report(run_dirs: Sequence[str | os.PathLike], title: str = "dcar-benc
 def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, title: str = "dcar-bench report",
                  failures: Iterable[tuple[str, str]] = ()) -> Path:
     out = Path(out)
+    ensure_output_dir(out.parent, what="--out (its folder)")
     atomic_write_bytes(out, render_report(run_dirs, title, failures).encode("utf-8"))
     return out
 

@@ -72,3 +72,30 @@ def test_cache_clear_removes_only_cache_entries(tmp_path, monkeypatch, capsys):
     assert "removed 1 entry" in capsys.readouterr().out
     assert (root / "go" / "src" / "main.go").read_text() == "package main"
     assert (root / "ab" / "notes.json").exists() and not (root / key[:2] / f"{key}.npz").exists()
+
+
+def test_output_paths_and_damaged_inputs_are_one_line(tmp_path, capsys):
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    (tmp_path / "bad.yaml").write_text("- {suite: [unclosed\n")
+    run("dummy", "dummy-t2i", tmp_path / "r", overrides=["num_items=2"], show_progress=False)
+    cases = [
+        (["report", str(tmp_path / "r"), "--out", str(a_file / "rep")], "cannot be used as an output directory"),
+        (["smoke", "--out", str(tmp_path / "s"), "--list", str(tmp_path / "missing.yaml")], "cannot read it"),
+        (["smoke", "--out", str(tmp_path / "s"), "--list", str(tmp_path / "bad.yaml")], "not valid YAML"),
+    ]
+    for argv, needle in cases:
+        assert cli.main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, (argv, err)
+
+
+def test_one_damaged_run_does_not_hide_the_others(tmp_path, capsys):
+    run("dummy", "dummy-t2i", tmp_path / "runs" / "a", overrides=["num_items=2"], show_progress=False)
+    (tmp_path / "runs" / "b").mkdir()
+    (tmp_path / "runs" / "b" / "manifest.json").write_text("[]")
+    (tmp_path / "runs" / "a" / "summary.json").write_text("{not json")
+    assert cli.main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Failed runs" in text and "not a dcar-bench manifest" in text
+    assert "Damaged summary" in text and "## dummy × dummy-t2i" in text
