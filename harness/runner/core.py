@@ -12,6 +12,7 @@ Markdown: :mod:`harness.jobs` adds the report.
 """
 from __future__ import annotations
 
+import difflib
 import inspect
 import os
 import shutil
@@ -106,9 +107,14 @@ def make_adapter(adapter_name: str, suite_cls: type[Suite], options: Mapping[str
     try:
         inspect.signature(cls).bind(**options)
     except TypeError as exc:
-        params = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
-        raise RunError(f"adapter {adapter_name!r} does not accept options {sorted(options)} ({exc}); "
-                       f"its options are: {', '.join(params) or '(none)'}. Set them with --set model.<name>=value") from None
+        sig = inspect.signature(cls).parameters
+        params = [p for p in sig if p not in ("self", "args", "kwargs")]
+        unknown = sorted(k for k in options if k not in sig) or sorted(options)
+        close = difflib.get_close_matches(unknown[0], params, n=1, cutoff=0.6)
+        hint = f" did you mean model.{close[0]}?" if close else ""
+        raise RunError(f"adapter {adapter_name!r} does not accept options {', '.join(f'model.{k}' for k in unknown)} "
+                       f"({exc});{hint} its options are: {', '.join(params) or '(none)'}. Set them with "
+                       f"--set model.<name>=value") from None
     try:
         return cls(**options)
     except UserError:
