@@ -1,7 +1,6 @@
 """The report directory: first screen, the paper's tables, figures, per-run sections, CSV/JSON, files only."""
 from __future__ import annotations
 
-import json
 import re
 import shutil
 
@@ -78,7 +77,16 @@ def test_committed_example_report_is_current(tmp_path):
     assert main(["smoke", "--out", str(tmp_path / "s"), "--quiet"]) == 0
     fresh = (tmp_path / "s" / "report.md").read_text()
     committed = (REPO_ROOT / "reports" / "smoke" / "report.md").read_text()
-    assert _skeleton(committed) == _skeleton(fresh), (
-        "reports/smoke/ is out of date: regenerate it with `bash scripts/update_example_reports.sh`")
+    stale = "reports/smoke/ is out of date: regenerate it with `bash scripts/update_example_reports.sh`"
+    assert _skeleton(committed) == _skeleton(fresh), stale
+    ours, theirs = read_index(tmp_path / "s"), read_index(REPO_ROOT / "reports" / "smoke")
+    assert [(f["id"], f["status"], f["path"]) for f in ours["figures"]] == \
+        [(f["id"], f["status"], f["path"]) for f in theirs["figures"]], stale
+    assert [t["id"] for t in ours["tables"]] == [t["id"] for t in theirs["tables"]], stale
+    for t in theirs["tables"]:  # the paper's rows are fixed data: they must match exactly
+        def paper_rows(root):
+            return [line for line in (root / t["csv"]).read_text().splitlines() if ",paper," in line]
+        assert paper_rows(REPO_ROOT / "reports" / "smoke") == paper_rows(tmp_path / "s"), stale
+    for f in theirs["figures"]:
+        assert f["path"] is None or (REPO_ROOT / "reports" / "smoke" / f["path"]).is_file(), stale
     shutil.rmtree(tmp_path / "s")
-    assert json.loads((REPO_ROOT / "reports" / "smoke" / "report.json").read_text())["tables"]
