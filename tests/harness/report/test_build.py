@@ -70,6 +70,10 @@ def _skeleton(text: str) -> list[str]:
             and not re.search(r"\d", line)]
 
 
+def _paper_rows(root, csv_path):
+    return [line for line in (root / csv_path).read_text().splitlines() if ",paper," in line]
+
+
 @pytest.mark.slow
 def test_committed_example_report_is_current(tmp_path):
     from harness.cli import main
@@ -84,9 +88,7 @@ def test_committed_example_report_is_current(tmp_path):
         [(f["id"], f["status"], f["path"]) for f in theirs["figures"]], stale
     assert [t["id"] for t in ours["tables"]] == [t["id"] for t in theirs["tables"]], stale
     for t in theirs["tables"]:  # the paper's rows are fixed data: they must match exactly
-        def paper_rows(root):
-            return [line for line in (root / t["csv"]).read_text().splitlines() if ",paper," in line]
-        assert paper_rows(REPO_ROOT / "reports" / "smoke") == paper_rows(tmp_path / "s"), stale
+        assert _paper_rows(REPO_ROOT / "reports" / "smoke", t["csv"]) == _paper_rows(tmp_path / "s", t["csv"]), stale
     for f in theirs["figures"]:
         assert f["path"] is None or (REPO_ROOT / "reports" / "smoke" / f["path"]).is_file(), stale
     shutil.rmtree(tmp_path / "s")
