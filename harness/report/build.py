@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from harness.io import atomic_write_bytes, dump_json
 from harness.report.collect import RunView, collect_runs
-from harness.report.markdown import render_run
+from harness.report.markdown import failures_section, render_run
 from harness.store import ensure_output_dir
 
 REPORT_MD = "report.md"
@@ -83,8 +83,7 @@ def render_report_dir(runs: Sequence[RunView], out_dir: Path, title: str,
     md.append("## Runs\n")
     md.extend(render_run(r.run_dir) for r in runs)
     if failures:
-        md.append("## Failed runs\n\n" + "\n".join(f"- **{label}**: `{msg.splitlines()[0] if msg else ''}`"
-                                                 for label, msg in failures) + "\n")
+        md.append(failures_section(failures))
     index = {
         "title": title,
         "runs": [{"run_dir": str(r.run_dir), "suite": r.suite, "adapter": r.adapter, "real_weights": r.real_weights,

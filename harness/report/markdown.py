@@ -146,9 +146,14 @@ def render_report(run_dirs: Sequence[str | os.PathLike], title: str = "dcar-benc
     head.append(f"{len(run_dirs)} run(s)" + (f", **{len(failures)} failed**" if failures else "") + ".\n")
     body = [render_run(d) for d in run_dirs]
     if failures:
-        body.append("## Failed runs\n\n" + "\n".join(f"- **{label}**: `{msg.splitlines()[0] if msg else ''}`"
-                                                   for label, msg in failures) + "\n")
+        body.append(failures_section(failures))
     return "\n".join(head) + "\n" + "\n".join(body)
+
+
+def failures_section(failures: Iterable[tuple[str, str]]) -> str:
+    """``## Failed runs``: each failed entry with the first line of its error."""
+    return "## Failed runs\n\n" + "\n".join(f"- **{label}**: `{msg.splitlines()[0] if msg else ''}`"
+                                             for label, msg in failures) + "\n"
 
 
 def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, title: str = "dcar-bench report",

@@ -203,19 +203,19 @@ def _validate_records(records: Any, batch: Sequence[WorkItem], suite_name: str) 
     return records
 
 
-def _suite_error(suite_name: str, stage: str, exc: Exception) -> UserError:
-    """A non-UserError raised while a suite validates its config: shown as one line naming the suite."""
-    return ConfigError(f"suite {suite_name!r}: invalid config ({stage}): {type(exc).__name__}: {exc}")
+def build_suite(suite_cls: type[Suite], suite_name: str, config: Mapping[str, Any], stage: str) -> Suite:
+    """``suite_cls(config)``; a plain ValueError/TypeError/KeyError of its config checks becomes one ConfigError line."""
+    try:
+        return suite_cls(config)
+    except UserError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"suite {suite_name!r}: invalid config ({stage}): {type(exc).__name__}: {exc}") from exc
 
 
 def prepare_suite(suite_cls: type[Suite], suite_name: str, config: Mapping[str, Any]) -> tuple[Suite, list[WorkItem]]:
     """Build the suite, plan and validate: everything checkable before a run directory or a model exists."""
-    try:
-        suite = suite_cls(config)
-    except UserError:
-        raise
-    except (ValueError, TypeError, KeyError) as exc:
-        raise _suite_error(suite_name, "building the suite", exc) from exc
+    suite = build_suite(suite_cls, suite_name, config, "building the suite")
     items = check_plan(suite.plan(), suite_name)
     suite.validate(items)
     return suite, items
@@ -502,12 +502,7 @@ def aggregate(out_dir: str | os.PathLike, *, show_progress: bool = False,
     config, applied = aggregate_config(suite_cls, manifest["config"], kept)
     if new:
         store.write_aggregate_overrides(applied)
-    try:
-        suite = suite_cls(config)
-    except UserError:
-        raise
-    except (ValueError, TypeError, KeyError) as exc:
-        raise _suite_error(manifest["suite"], "aggregating", exc) from exc
+    suite = build_suite(suite_cls, manifest["suite"], config, "aggregating")
     from harness.cache import Cache
 
     ctx = RunContext(run_dir=store.run_dir, config=config, seed=int(config.get("seed", 0)), cache=Cache(),
