@@ -7,7 +7,9 @@ with :func:`harness.seeding.item_seed` of (item seed, input) -- the harness's ow
 derivation, so two runs agree bit for bit whatever the batching. Every image is made on
 its own (no batched float kernels), so the dummies need no batch padding
 (:class:`baselines.common.BatchPadding`). ``delay_s`` (seconds per item) slows them down
-for kill/resume tests.
+for kill/resume tests. ``num_steps`` (generators only; unset by default, which keeps the images
+as they always were) makes the picture a function of the step count too, with more fine noise at
+fewer steps, so a sampling-steps sweep over a dummy gives a curve that is not flat.
 
 They have no weights: ``info().weights`` is empty and ``info().real_weights`` is False,
 so their results are never a paper metric.
@@ -28,7 +30,12 @@ def _check_options(options: dict, allowed: Sequence[str], who: str) -> None:
         raise TypeError(f"{who}.generate got unknown option(s) {unknown}; it accepts {sorted(allowed)}")
 
 
-def _smooth_noise(seed: int, resolution: int):
+def _fine_weight(num_steps: int | None) -> float:
+    """Share of per-pixel noise: 0.2 without ``num_steps``; 0.2 * (1 + 4 / n) with it (0.4 at 4 steps, 0.25 at 16)."""
+    return 0.2 if num_steps is None else min(1.0, 0.2 * (1.0 + 4.0 / num_steps))
+
+
+def _smooth_noise(seed: int, resolution: int, fine_weight: float = 0.2):
     """A (3, R, R) image in [0,1]: low-resolution noise upsampled, so it looks like an image, not static."""
     import torch
     import torch.nn.functional as F
@@ -37,17 +44,20 @@ def _smooth_noise(seed: int, resolution: int):
     coarse = torch.rand((1, 3, max(1, resolution // 4), max(1, resolution // 4)), generator=g)
     fine = torch.rand((1, 3, resolution, resolution), generator=g)
     up = F.interpolate(coarse, size=(resolution, resolution), mode="bilinear", align_corners=False)
-    return (0.8 * up + 0.2 * fine).clamp(0, 1)[0]
+    return ((1.0 - fine_weight) * up + fine_weight * fine).clamp(0, 1)[0]
 
 
 class _DummyBase:
-    def __init__(self, resolution: int = 32, delay_s: float = 0.0):
+    def __init__(self, resolution: int = 32, delay_s: float = 0.0, num_steps: int | None = None):
         if int(resolution) < 1:
             raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
         if float(delay_s) < 0:
             raise ValueError(f"delay_s must be >= 0, got {delay_s!r}")
+        if num_steps is not None and (isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1):
+            raise ValueError(f"num_steps must be a positive integer or unset, got {num_steps!r}")
         self.resolution = int(resolution)
         self.delay_s = float(delay_s)
+        self.num_steps = num_steps
 
     def _sleep(self, n: int) -> None:
         if self.delay_s:
@@ -63,7 +73,8 @@ class _DummyBase:
         if not keys:
             return torch.zeros((0, 3, self.resolution, self.resolution))
         self._sleep(len(keys))
-        return torch.stack([_smooth_noise(item_seed(s, k), self.resolution) for k, s in zip(keys, seeds)])
+        weight = _fine_weight(self.num_steps)
+        return torch.stack([_smooth_noise(item_seed(s, k), self.resolution, weight) for k, s in zip(keys, seeds)])
 
 
 class DummyTextToImage(_DummyBase, TextToImage):
@@ -71,7 +82,7 @@ class DummyTextToImage(_DummyBase, TextToImage):
 
     def info(self) -> AdapterInfo:
         return AdapterInfo(name="dummy-t2i", kind=self.kind, resolution=self.resolution, dtype="float32",
-                           steps=1, num_params=0, weights={}, real_weights=False,
+                           steps=self.num_steps or 1, num_params=0, weights={}, real_weights=False,
                            extra={"note": "deterministic noise images for harness tests"})
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int], **options: Any):
@@ -83,7 +94,7 @@ class DummyClassToImage(_DummyBase, ClassToImage):
 
     def info(self) -> AdapterInfo:
         return AdapterInfo(name="dummy-c2i", kind=self.kind, resolution=self.resolution, dtype="float32",
-                           steps=1, num_params=0, weights={}, real_weights=False)
+                           steps=self.num_steps or 1, num_params=0, weights={}, real_weights=False)
 
     def generate(self, class_ids: Sequence[int], seeds: Sequence[int], **options: Any):
         return self._images("dummy-c2i", "class ids", [f"class:{int(c)}" for c in class_ids], seeds, options)

@@ -27,12 +27,22 @@ _TABLE: dict[str, dict[str, str]] = {
         "dc-ar": "baselines.dcar.generator_adapter:DCARAdapter",
         "dc-ar-discrete-only": "baselines.dcar.generator_adapter:DCARDiscreteOnlyAdapter",
         "dc-ae": "baselines.diffusers_dcae:DCAEAdapter",
+        "dc-ae-f32c32": "baselines.diffusers_dcae:DCAEF32C32Adapter",
+        "pixart-alpha-512": "baselines.diffusers_t2i:PixArtAlpha512",
+        "pixart-sigma-512": "baselines.diffusers_t2i:PixArtSigma512",
+        "sana-0.6b-512": "baselines.diffusers_t2i:Sana06B512",
+        "sdxl-1024": "baselines.diffusers_t2i:SDXL1024",
+        "sdxl-512": "baselines.diffusers_t2i:SDXL512",
+        "sd3-medium-1024": "baselines.diffusers_t2i:SD3Medium1024",
+        "playground-v2.5-1024": "baselines.diffusers_t2i:PlaygroundV25_1024",
     },
     "suite": {
         "dummy": "suites.dummy:DummySuite",
         "imagenet_recon": "suites.imagenet_recon:ImageNetReconSuite",
         "geneval": "suites.geneval:GenEvalSuite",
         "geneval_detect": "suites.geneval_detect:GenEvalDetectSuite",
+        "imagenet_gfid": "suites.imagenet_gfid:ImageNetGFIDSuite",
+        "steps_sweep": "suites.steps_sweep:StepsSweepSuite",
     },
     "metric": {
         "psnr": "harness.metrics.recon:PSNR",
@@ -48,6 +58,24 @@ _TABLE: dict[str, dict[str, str]] = {
         "stats": "harness.metrics.stats_tool:main",
     },
 }
+
+#: adapter name -> the paper table(s) it belongs to, for `dcar-bench ls` (data only: add a row with an adapter)
+TABLE_GROUPS: dict[str, str] = {
+    "dc-ht": "Table 1 (tokenizers)", "dc-ht-discrete": "Table 4 (tokenizer ablation)",
+    "dc-ae": "golden sanity check (tokenizer)", "dc-ae-f32c32": "Table 1 (tokenizers)",
+    "dc-ar": "Tables 2-3 (text-to-image)", "dc-ar-discrete-only": "Table 4 (generator ablation)",
+    "pixart-alpha-512": "Tables 2-3 (text-to-image)", "pixart-sigma-512": "Tables 2-3 (text-to-image)",
+    "sana-0.6b-512": "Tables 2-3 (text-to-image)", "sdxl-1024": "Tables 2-3 (text-to-image)",
+    "sdxl-512": "profile only (SDXL at 512 px)", "sd3-medium-1024": "Tables 2-3 (text-to-image)",
+    "playground-v2.5-1024": "Tables 2-3 (text-to-image)",
+    "dummy-t2i": "test doubles", "dummy-tokenizer": "test doubles", "dummy-c2i": "test doubles",
+}
+
+
+def table_group(name: str) -> str:
+    """The paper table an adapter belongs to (``TABLE_GROUPS``), ``other`` when none is listed."""
+    return TABLE_GROUPS.get(name, "other")
+
 
 _ENTRY_POINT_GROUPS = {"adapter": "dcar_bench.adapters", "suite": "dcar_bench.suites"}
 _entry_points_loaded = False

@@ -155,11 +155,14 @@ def _weights_handed_over(module: Any, url: str, state: Mapping[str, torch.Tensor
 
 
 def build_library_network(resize: str, state: Mapping[str, torch.Tensor], *, source: str = "weights",
-                          resize_input: bool = True, normalize_input: bool = True) -> torch.nn.Module:
+                          resize_input: bool = True, normalize_input: bool = True,
+                          tf1x_features: tuple[str, ...] = ("2048",)) -> torch.nn.Module:
     """The library module of ``resize``'s convention, holding ``state`` (loaded strictly by the library).
 
     ``resize_input`` / ``normalize_input`` apply to pytorch-fid's module only (tests use them to
     feed both libraries one prepared input); torch-fidelity's always resizes from uint8.
+    ``tf1x_features``: the torch-fidelity layers to return, pool3 first (``"logits_unbiased"`` adds the
+    1008 logits its Inception Score uses, from the same forward pass).
     """
     if resize not in RESIZE_PATHS:
         raise ValueError(f"unknown Inception resize path {resize!r}; choose one of {sorted(RESIZE_PATHS)}")
@@ -169,7 +172,7 @@ def build_library_network(resize: str, state: Mapping[str, torch.Tensor], *, sou
                 import torch_fidelity.feature_extractor_inceptionv3 as lib
 
                 with _weights_handed_over(lib, lib.URL_INCEPTION_V3, state):
-                    net = lib.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+                    net = lib.FeatureExtractorInceptionV3("inception-v3-compat", list(tf1x_features))
             else:
                 import pytorch_fid.inception as lib
 
@@ -216,7 +219,12 @@ class InceptionFeatureExtractor:
         resize: str = "bilinear_pytorch",
         batch_size: int = 50,
         device: str | torch.device = "cpu",
+        logits: bool = False,
     ):
+        """``logits=True`` (``bilinear_tf1x`` only) also makes :meth:`features_and_logits` available (Inception Score)."""
+        if logits and resize != "bilinear_tf1x":
+            raise ValueError("Inception logits (for the Inception Score) come from torch-fidelity's network: "
+                             "use resize='bilinear_tf1x'")
         if resize not in RESIZE_PATHS:
             raise ValueError(f"unknown Inception resize path {resize!r}; choose one of {sorted(RESIZE_PATHS)}")
         if batch_size < 1:
@@ -238,7 +246,10 @@ class InceptionFeatureExtractor:
             self.weights_file = str(path)
             self.real_weights = True
         self.library = library_version(resize)
-        self.net = build_library_network(resize, state, source=self.weights_file or self.weights_id).to(self.device)
+        self.logits = bool(logits)
+        layers = ("2048", "logits_unbiased") if self.logits else ("2048",)
+        self.net = build_library_network(resize, state, source=self.weights_file or self.weights_id,
+                                         tf1x_features=layers).to(self.device)
 
     def describe(self) -> dict[str, Any]:
         """What determines the features (goes into cache keys and stats protocols)."""
@@ -270,3 +281,22 @@ class InceptionFeatureExtractor:
         if not out:
             return np.zeros((0, FEATURE_DIM), dtype=np.float64)
         return np.concatenate(out, axis=0)
+
+    @torch.inference_mode()
+    def features_and_logits(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 3, H, W) -> ((B, 2048) pool3, (B, 1008) torch-fidelity ``logits_unbiased``), both float64, one pass."""
+        if not self.logits:
+            raise ValueError("this extractor was built without logits: InceptionFeatureExtractor(..., logits=True)")
+        if images.dtype != torch.uint8:
+            check_batch(images, name="images")
+        elif images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images: expected shape (B, 3, H, W), got {tuple(images.shape)}")
+        u8 = to_uint8(images)
+        pools, logits = [], []
+        for s in range(0, u8.shape[0], self.batch_size):
+            pool, logit = self.net(u8[s:s + self.batch_size].to(self.device))
+            pools.append(pool.double().cpu().numpy())
+            logits.append(logit.double().cpu().numpy())
+        if not pools:
+            return np.zeros((0, FEATURE_DIM), dtype=np.float64), np.zeros((0, 1008), dtype=np.float64)
+        return np.concatenate(pools, axis=0), np.concatenate(logits, axis=0)

@@ -171,7 +171,8 @@ def series_from_runs(runs: Sequence[RunView], figure_id: str) -> list[Series]:
 
     Each run may give whole curves or single points (a sweep stores one run per step count); the points
     of one label (and paper flag) are joined in x order, the first value of a repeated x kept. A label's
-    line counts as random-weight when any run behind it was.
+    line counts as random-weight when any run behind it was (an entry's own ``real_weights``, when given,
+    stands for its run's: a sweep has no adapter of its own).
     """
     merged: dict[tuple[str, bool], dict[str, Any]] = {}
     for run in runs:
@@ -180,7 +181,9 @@ def series_from_runs(runs: Sequence[RunView], figure_id: str) -> list[Series]:
             slot = merged.setdefault(key, {"points": {}, "real": True})
             for x, y in zip(entry["x"], entry["y"]):
                 slot["points"].setdefault(float(x), float(y))
-            slot["real"] = slot["real"] and (key[1] or run.real_weights)
+            # an adapter-less run (a sweep) says per entry whether its points used real weights
+            real = run.real_weights if entry.get("real_weights") is None else bool(entry["real_weights"])
+            slot["real"] = slot["real"] and (key[1] or real)
     out = []
     for (label, is_paper), slot in merged.items():
         xs = sorted(slot["points"])
