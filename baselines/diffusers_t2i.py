@@ -98,7 +98,7 @@ def requirements_for(name: str) -> list[Requirement]:
         sub = f"{w['subfolder']}/" if w.get("subfolder") else ""
         what = w.get("what", f"the {cfg['paper_row']} diffusers pipeline")
         reqs.append(Requirement(
-            name=f"{name} {'weights' if key == 'weights' else w['component'] + ' weights'} (diffusers format)",
+            name=f"{cfg['paper_row']} {'pipeline' if key == 'weights' else w['component']} weights (diffusers format)",
             description=(f"{what}: a snapshot of https://huggingface.co/{w['hf_repo']} "
                          f"(`huggingface-cli download {w['hf_repo']}` on a machine with internet); or pass "
                          f"random_init_seed=<int> for random weights (timing only, not the paper's metric)"),

@@ -131,6 +131,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
         names = registry.names(kind)
         print(f"{kind}s:")
         width = max((len(n) for n in names), default=0)
+        if kind == "adapter":  # grouped by the paper table each belongs to (registry.TABLE_GROUPS)
+            groups = sorted({registry.table_group(n) for n in names}, key=lambda g: (g == "other", g))
+            for group in groups:
+                print(f"  [{group}]")
+                for n in (n for n in names if registry.table_group(n) == group):
+                    print(f"  {n.ljust(width)}  {registry.target(kind, n)}")
+            continue
         for n in names:
             print(f"  {n.ljust(width)}  {registry.target(kind, n)}")
     return 0

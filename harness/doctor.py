@@ -61,7 +61,8 @@ def doctor(names: Iterable[str] = ()) -> tuple[str, int]:
             if wanted and name not in wanted:
                 continue
             out.append("")
-            out.append(f"{kind} {name}  ({registry.target(kind, name)})")
+            group = f"  [{registry.table_group(name)}]" if kind == "adapter" else ""
+            out.append(f"{kind} {name}  ({registry.target(kind, name)}){group}")
             try:
                 obj = registry.resolve(kind, name)
             except ImportError as exc:
