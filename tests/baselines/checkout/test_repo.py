@@ -17,7 +17,8 @@ from baselines.checkout.repo import (
 from baselines.checkout.showo import SPEC as SHOWO
 from harness.api import MissingResourceError, UserError
 
-from .fakes import MAR, SHA, SHOWO as SHOWO_FILES, make_checkout
+from .fakes import MAR, SHA, make_checkout
+from .fakes import SHOWO as SHOWO_FILES
 
 
 def _one_line(exc: BaseException) -> str:
