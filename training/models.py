@@ -1,0 +1,46 @@
+"""Loading the frozen models a generator recipe needs: a DC-HT tokenizer and a T5 text encoder.
+
+Why here: both the ``python -m training`` command and the ``train_efficiency`` suite take the same spellings --
+a saved DC-HT directory (``save_pretrained`` layout, e.g. a ``tokenizer_ablation`` run's ``final/``) or
+``random:SEED`` (tiny random DC-HT, tests and mini runs only); a T5 directory or ``tiny`` (random 2-layer T5
+with an offline tokenizer). A missing directory is one line naming it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.api import MissingResourceError
+
+
+def is_random(spec: str | None) -> bool:
+    return str(spec).startswith("random:")
+
+
+def load_tokenizer(spec: str, *, codebook_size: int = 1024):
+    """DC-HT from a saved directory, or ``random:SEED`` (tiny config, seeded random weights)."""
+    from baselines.common import seeded
+    from baselines.dcar.tokenizer import DCHT
+    from baselines.dcar.tokenizer.config import DCHTConfig
+
+    if is_random(spec):
+        with seeded(int(str(spec).split(":", 1)[1])):
+            return DCHT(DCHTConfig.tiny(codebook_size=codebook_size)).eval()
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise MissingResourceError(f"DC-HT tokenizer {path} does not exist. Fix: give a directory written by "
+                                   f"DCHT.save_pretrained (e.g. a tokenizer_ablation run's artifacts/train/<recipe>/"
+                                   f"final), or random:0 for a random tiny tokenizer")
+    return DCHT.from_pretrained(path)
+
+
+def load_text_encoder(spec: str, *, max_length: int = 64, cache_dir: str | Path | None = None):
+    """T5 encoder from a directory (``google-t5/t5-base`` snapshot), or ``tiny`` (random 2-layer T5, d_model 32)."""
+    from baselines.dcar.generator.text_encoder import T5TextEncoder
+
+    if spec == "tiny":
+        return T5TextEncoder.tiny(d_model=32, max_length=max_length, cache_dir=cache_dir)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise MissingResourceError(f"T5 text encoder {path} does not exist. Fix: `huggingface-cli download "
+                                   f"google-t5/t5-base` on a machine with internet and pass its directory, or tiny")
+    return T5TextEncoder.from_pretrained(path)
