@@ -25,7 +25,8 @@ class GenEvalDetectSuite(Suite):
 
     name = "geneval_detect"
     adapter_kind = None
-    libraries = ("mmdet", "mmcv", "mmcv-lite", "mmengine", "open-clip-torch", "pycocotools")
+    libraries = ("transformers", "opencv-python-headless", "mmdet", "mmcv", "mmcv-lite", "mmengine", "open-clip-torch",
+                 "pycocotools")
     metrics: tuple[MetricSpec, ...] = (GENEVAL_METRIC,)
     #: keys `dcar-bench aggregate --set` / `geneval score` may change: they change no record
     aggregate_keys = ("rules", "allow_partial", "skip_sanity_gate")

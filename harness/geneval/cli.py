@@ -1,4 +1,4 @@
-"""``dcar-bench geneval generate|detect|score|check|run``: the GenEval flow from the command line.
+"""``dcar-bench geneval generate|detect|score|check|run|parity``: the GenEval flow from the command line.
 
 Why a tool beside the two suites: the stages are separate runs with files between them (generate
 on one machine, detect on a GPU box, re-score anywhere), and ``check`` must fail in seconds, before
@@ -38,9 +38,12 @@ def _common_run_args(p: argparse.ArgumentParser, stage: str) -> None:
 
 
 def _detect_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", help="cpu | cuda | auto (cuda needs a compiled mmcv)")
+    p.add_argument("--device", help="cpu | cuda | auto")
+    p.add_argument("--detector-backend", choices=("transformers", "mmdet"),
+                   help="transformers (default: HF Mask2Former with GenEval's weights converted) or mmdet "
+                        "(needs the geneval-mmdet extra)")
     p.add_argument("--detector-checkpoint", help="Mask2Former Swin-S COCO .pth (mmdet 2.x or 3.x release)")
-    p.add_argument("--detector-config", help="mmdet 3 config (default: the one in the mmdet wheel)")
+    p.add_argument("--detector-config", help="mmdet backend: mmdet 3 config (default: the one in the mmdet wheel)")
     p.add_argument("--clip-weights", help="OpenAI CLIP ViT-L-14 weights file or directory")
     p.add_argument("--allow-partial", action="store_true", help="score fewer than 553 x 4 images (labelled INCOMPLETE)")
     p.add_argument("--random-weights", action="store_true",
@@ -74,6 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", "-m", help="also check this adapter's files")
     c.add_argument("--detector-checkpoint")
     c.add_argument("--clip-weights")
+    c.add_argument("--detector-backend", choices=("transformers", "mmdet"), default="transformers")
+
+    pa = sub.add_parser("parity", help="run both detector backends on the same images and weights; compare "
+                                       "detections and GenEval verdicts (exit 1 if a verdict differs)")
+    pa.add_argument("--images", required=True, help="GenEval folder; every PNG sample is compared")
+    pa.add_argument("--detector-checkpoint", help="Mask2Former Swin-S COCO .pth (mmdet 2.x or 3.x release)")
+    pa.add_argument("--detector-config", help="mmdet 3 config for the mmdet side (default: the one in the wheel)")
+    pa.add_argument("--clip-weights", help="OpenAI CLIP ViT-L-14 weights (colour verdicts; shared by both sides)")
+    pa.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (both backends on it)")
+    pa.add_argument("--limit", type=int, help="compare only the first N images")
+    pa.add_argument("--json", help="write the per-image comparison here")
+    pa.add_argument("--random-weights", action="store_true",
+                    help="TESTS ONLY: one random mmdet model, its weights converted for the transformers side")
+    pa.add_argument("--quiet", "-q", action="store_true", help="no progress line per image")
 
     r = sub.add_parser("run", help="check, generate, detect, score and report in one go (<out>/generate, <out>/detect)")
     r.add_argument("--model", "-m", required=True)
@@ -89,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 def detect_overrides(args: argparse.Namespace, extra: Sequence[str]) -> list[str]:
     """``--set`` values for geneval_detect from the detect flags, then ``extra`` (the user's own --set)."""
     out = []
-    for flag, key in (("device", "device"), ("detector_checkpoint", "detector_checkpoint"),
+    for flag, key in (("device", "device"), ("detector_backend", "detector_backend"),
+                      ("detector_checkpoint", "detector_checkpoint"),
                       ("detector_config", "detector_config"), ("clip_weights", "clip_weights")):
         v = getattr(args, flag, None)
         if v:
@@ -105,27 +123,30 @@ def detect_overrides(args: argparse.Namespace, extra: Sequence[str]) -> list[str
 
 
 def check(detector_checkpoint: str | None = None, clip_weights: str | None = None, model: str | None = None,
-          images: str | None = None, random_weights: bool = False, out: TextIO | None = None) -> list[str]:
+          images: str | None = None, random_weights: bool = False, out: TextIO | None = None,
+          backend: str = "transformers") -> list[str]:
     """Print the state of everything GenEval needs; return the list of problems (empty = ready)."""
     out = out if out is not None else sys.stdout
     from harness import resources
     from harness.geneval.color import CLIP_WEIGHTS
-    from harness.geneval.detection import PACKAGES, missing_packages
+    from harness.geneval.detection import BACKEND_PACKAGES, EXTRA, PACKAGES, missing_packages
     from harness.geneval.detector import DETECTOR_CHECKPOINT
     from harness.geneval.mmcv_ops import mmcv_status
 
     problems: list[str] = []
-    st = mmcv_status()
-    print(f"mmcv: {st.describe()}", file=out)
-    missing = missing_packages()
-    for dist in PACKAGES.values():
-        if dist != "mmcv-lite":  # its line is the mmcv status above
+    print(f"detector backend: {backend}", file=out)
+    missing = missing_packages(backend)
+    for dist in [*PACKAGES.values(), *BACKEND_PACKAGES[backend].values()]:
+        if dist != "mmcv-lite":  # its line is the mmcv status below
             print(f"{dist}: {'MISSING' if dist in missing else 'installed'}", file=out)
         if dist in missing:
-            problems.append(f"python package {dist!r} is not installed: pip install 'dcar-bench[geneval]'")
-    if st.installed and not st.compiled_ops:
-        print("  (no compiled mmcv ops: the detector runs on CPU only; GPU needs a compiled mmcv, docs/geneval.md)",
-              file=out)
+            problems.append(f"python package {dist!r} is not installed: pip install 'dcar-bench[{EXTRA[backend]}]'")
+    if backend == "mmdet":
+        st = mmcv_status()
+        print(f"mmcv: {st.describe()}", file=out)
+        if st.installed and not st.compiled_ops:
+            print("  (no compiled mmcv ops: deformable attention runs mmcv's pure-PyTorch function, on CPU and CUDA)",
+                  file=out)
     reqs = [] if random_weights else [(DETECTOR_CHECKPOINT, detector_checkpoint), (CLIP_WEIGHTS, clip_weights)]
     if model:
         from harness import registry
@@ -206,6 +227,54 @@ def score(run_dir: str, *, allow_partial: bool = False, skip_gate: bool = False,
     return jobs.aggregate(run_dir, overrides=overrides)["results"]
 
 
+class ParityError(UserError, RuntimeError):
+    """``geneval parity`` found images whose GenEval verdict depends on the detector backend."""
+
+
+def parity(args: argparse.Namespace) -> int:
+    """Both backends on every image of a folder; one summary, optional JSON; a differing verdict fails."""
+    from harness import resources
+    from harness.geneval.color import CLIP_WEIGHTS, load_color_classifier
+    from harness.geneval.detection import missing_packages
+    from harness.geneval.detector import DETECTOR_CHECKPOINT
+    from harness.geneval.parity import compare_backends, folder_items, load_pair, render
+
+    need = sorted(set(missing_packages("mmdet")) | set(missing_packages("transformers")))
+    if need:
+        from harness.api import MissingDependencyError
+
+        raise MissingDependencyError(f"geneval parity runs both backends and needs {', '.join(need)}: "
+                                     "pip install 'dcar-bench[geneval,geneval-mmdet]'")
+    items = folder_items(args.images, args.limit)
+    if args.random_weights:
+        ckpt = clip = None
+    else:
+        ckpt = resources.locate(DETECTOR_CHECKPOINT, args.detector_checkpoint)
+        clip = resources.locate(CLIP_WEIGHTS, args.clip_weights)
+    mm, hf = load_pair(ckpt, device=args.device, mmdet_config=args.detector_config,
+                       random_init_seed=0 if args.random_weights else None)
+    clf = load_color_classifier(clip, device=args.device, random_init_seed=0 if args.random_weights else None)
+
+    def progress(row: dict) -> None:
+        if not args.quiet:
+            print(f"{row['file']}: verdict {'agrees' if row['verdict_agrees'] else 'DIFFERS'}, detections "
+                  f"{'identical' if row['identical'] else 'differ'} (box {row['max_box_diff']:.3g}, score "
+                  f"{row['max_score_diff']:.3g})", file=sys.stderr)
+
+    summary = compare_backends(mm, hf, items, clf, progress=progress).summary()
+    summary["images_dir"] = str(Path(args.images).expanduser().resolve())
+    summary["real_weights"] = not args.random_weights
+    print(render(summary))
+    if args.json:
+        from harness.io import atomic_write_bytes, dump_json
+
+        atomic_write_bytes(Path(args.json), dump_json(summary))
+    if summary["verdicts_agree"] != summary["images"]:
+        raise ParityError(f"{summary['images'] - summary['verdicts_agree']} of {summary['images']} GenEval verdicts "
+                          "differ between the mmdet and transformers backends (listed above)")
+    return 0
+
+
 def _print_report(res: Any) -> None:
     if res.report:
         print(Path(res.report).read_text(encoding="utf-8"))
@@ -213,7 +282,8 @@ def _print_report(res: Any) -> None:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "check":
-        problems = check(args.detector_checkpoint, args.clip_weights, args.model, args.images)
+        problems = check(args.detector_checkpoint, args.clip_weights, args.model, args.images,
+                         backend=args.detector_backend)
         if problems:
             print("\nNOT READY:\n\n" + "\n\n".join(problems), file=sys.stderr)
             return 1
@@ -223,9 +293,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         res = generate(args)
         print(f"generated {res.completed} images ({res.skipped} already there) in {Path(res.run_dir) / RUN_SUBDIR}")
         return 0
+    if args.cmd == "parity":
+        return parity(args)
     if args.cmd == "detect":
         if not args.random_weights:
-            _fail_if_missing(check(args.detector_checkpoint, args.clip_weights, None, args.images, out=sys.stderr))
+            _fail_if_missing(check(args.detector_checkpoint, args.clip_weights, None, args.images, out=sys.stderr,
+                                   backend=args.detector_backend or "transformers"))
         _print_report(detect(args, args.images, args.out, detect_overrides(args, args.overrides)))
         return 0
     if args.cmd == "score":
@@ -240,7 +313,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     # run: check everything first, then generate -> detect (+ score, report)
     _fail_if_missing(check(args.detector_checkpoint, args.clip_weights, args.model, None,
-                           random_weights=args.random_weights, out=sys.stderr))
+                           random_weights=args.random_weights, out=sys.stderr,
+                           backend=args.detector_backend or "transformers"))
     out = Path(args.out)
     gen = generate(args, str(out / "generate"))
     _print_report(detect(args, str(Path(gen.run_dir) / RUN_SUBDIR), str(out / "detect"),

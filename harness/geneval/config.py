@@ -12,6 +12,9 @@ from typing import Any, Mapping
 
 from harness.geneval.rules import RuleConfig
 
+#: the GenEval detector implementations (docs/geneval.md "Detector backends")
+DETECTOR_BACKENDS = ("transformers", "mmdet")
+
 #: runner keys every merged config holds; the suites do not read them from their typed config
 RUNNER_ONLY = ("model", "seed", "batch_size")
 
@@ -55,8 +58,14 @@ class DetectConfig:
     random_init_seed: int
     rules: RuleConfig
     protocol: dict
+    #: "transformers" (pure PyTorch, default) or "mmdet" (cross-check); runs recorded before this key
+    #: existed ran mmdet, so that is what a manifest without it means
+    detector_backend: str = "mmdet"
 
     def __post_init__(self) -> None:
+        if self.detector_backend not in DETECTOR_BACKENDS:
+            raise ValueError(f"detector_backend must be one of {', '.join(DETECTOR_BACKENDS)}, "
+                             f"got {self.detector_backend!r}")
         if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
             raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
 

@@ -8,21 +8,24 @@ same :func:`~harness.geneval.records.image_record` that tests call on hand-made 
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 from harness.api import MissingDependencyError, WorkItem
 from harness.geneval.config import DetectConfig
 
-#: import name -> what to install; all in the ``geneval`` extra
-PACKAGES = {"mmdet": "mmdet", "mmengine": "mmengine", "mmcv": "mmcv-lite", "open_clip": "open-clip-torch",
-            "skimage": "scikit-image", "pycocotools": "pycocotools"}
+#: import name -> what to install: the ``geneval`` extra (every backend) ...
+PACKAGES = {"open_clip": "open-clip-torch", "skimage": "scikit-image", "pycocotools": "pycocotools"}
+#: ... plus, per detector backend, its own packages (mmdet's: the ``geneval-mmdet`` extra)
+BACKEND_PACKAGES = {"transformers": {"transformers": "transformers", "cv2": "opencv-python-headless"},
+                    "mmdet": {"mmdet": "mmdet", "mmengine": "mmengine", "mmcv": "mmcv-lite"}}
+EXTRA = {"transformers": "geneval", "mmdet": "geneval,geneval-mmdet"}
 
 
-def missing_packages() -> list[str]:
-    """Packages of the ``geneval`` extra that are not importable (checked without importing them)."""
-    return [dist for mod, dist in PACKAGES.items() if importlib.util.find_spec(mod) is None]
+def missing_packages(backend: str = "transformers") -> list[str]:
+    """Packages ``backend`` needs that are not importable (checked without importing them)."""
+    need = {**PACKAGES, **BACKEND_PACKAGES[backend]}
+    return [dist for mod, dist in need.items() if importlib.util.find_spec(mod) is None]
 
 
 def check_ready(cfg: DetectConfig) -> None:
@@ -32,11 +35,17 @@ def check_ready(cfg: DetectConfig) -> None:
     from harness.geneval.detector import DETECTOR_CHECKPOINT
     from harness.geneval.mmcv_ops import check_device_support
 
-    missing = missing_packages()
+    missing = missing_packages(cfg.detector_backend)
     if missing:
-        raise MissingDependencyError(f"geneval_detect needs {', '.join(missing)}, which are not installed: "
-                                     "pip install 'dcar-bench[geneval]' (in its own venv, see docs/geneval.md)")
+        raise MissingDependencyError(f"geneval_detect (detector_backend={cfg.detector_backend}) needs "
+                                     f"{', '.join(missing)}, which are not installed: pip install "
+                                     f"'dcar-bench[{EXTRA[cfg.detector_backend]}]' (docs/geneval.md)")
     check_device_support(cfg.device)
+    if cfg.detector_config and cfg.detector_backend != "mmdet":
+        from harness.runner.config import ConfigError
+
+        raise ConfigError(f"detector_config={cfg.detector_config} is an mmdet config, but detector_backend="
+                          f"{cfg.detector_backend}; unset detector_config or use --detector-backend mmdet")
     if cfg.detector_config:
         from harness.api import MissingResourceError
 
@@ -49,20 +58,24 @@ def check_ready(cfg: DetectConfig) -> None:
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` -> CUDA only with compiled mmcv ops (the CPU path gives identical detections), else CPU."""
+    """``auto`` -> CUDA when torch sees a GPU (no compiled mmcv needed: see :mod:`harness.geneval.mmcv_ops`), else CPU."""
     if device != "auto":
         return device
     import torch
 
-    from harness.geneval.mmcv_ops import mmcv_status
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
-    if not torch.cuda.is_available():
-        return "cpu"
-    if mmcv_status().compiled_ops:
-        return "cuda"
-    print("geneval: a GPU is present but mmcv has no compiled ops: detecting on CPU "
-          "(see docs/geneval.md 'Install: GPU')", file=sys.stderr)
-    return "cpu"
+
+def load_detector_backend(backend: str, config: str | None, checkpoint: Any, device: str,
+                          random_init_seed: int | None = None) -> Any:
+    """The detector of ``backend`` ("transformers" | "mmdet") from GenEval's checkpoint (or random weights)."""
+    if backend == "transformers":
+        from harness.geneval.hf_mask2former import load_hf_detector
+
+        return load_hf_detector(checkpoint, device=device, random_init_seed=random_init_seed)
+    from harness.geneval.detector import load_detector
+
+    return load_detector(config, checkpoint, device=device, random_init_seed=random_init_seed)
 
 
 def load_models(cfg: DetectConfig) -> tuple[Any, Any]:
@@ -71,22 +84,28 @@ def load_models(cfg: DetectConfig) -> tuple[Any, Any]:
 
     from harness import resources
     from harness.geneval.color import CLIP_WEIGHTS, load_color_classifier
-    from harness.geneval.detector import DETECTOR_CHECKPOINT, DETECTOR_CONFIG, load_detector
+    from harness.geneval.detector import DETECTOR_CHECKPOINT, DETECTOR_CONFIG
 
     device = resolve_device(cfg.device)
-    det_config = cfg.detector_config or os.environ.get(DETECTOR_CONFIG.env_var or "") or None
+    det_config = None
+    if cfg.detector_backend == "mmdet":
+        det_config = cfg.detector_config or os.environ.get(DETECTOR_CONFIG.env_var or "") or None
     if cfg.random_weights:
         seed = cfg.random_init_seed
-        return (load_detector(det_config, None, device=device, random_init_seed=seed),
+        return (load_detector_backend(cfg.detector_backend, det_config, None, device, random_init_seed=seed),
                 load_color_classifier(None, model_name=cfg.clip_model, device=device, random_init_seed=seed))
     ckpt = resources.locate(DETECTOR_CHECKPOINT, cfg.detector_checkpoint)
     clip = resources.locate(CLIP_WEIGHTS, cfg.clip_weights)
-    return (load_detector(det_config, ckpt, device=device),
+    return (load_detector_backend(cfg.detector_backend, det_config, ckpt, device),
             load_color_classifier(clip, model_name=cfg.clip_model, device=device))
 
 
 def run_detector(detector: Any, image: Any) -> Any:
-    """One image (path or RGB uint8 array) -> its :class:`~harness.geneval.detector.RawDetections`."""
+    """One image (path or RGB uint8 array) -> its :class:`~harness.geneval.detector.RawDetections`, either backend."""
+    if getattr(detector, "backend", "mmdet") == "transformers":
+        from harness.geneval.hf_mask2former import detect as hf_detect
+
+        return hf_detect(detector, [image])[0]
     from harness.geneval.detector import detect
 
     return detect(detector, [image])[0]

@@ -105,6 +105,7 @@ class Detector:
     checkpoint_format: str | None = None  # "mmdet2" | "mmdet3"
     mmcv: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    backend: str = "mmdet"
 
     @property
     def real_weights(self) -> bool:
@@ -114,8 +115,12 @@ class Detector:
         import mmdet
 
         extra = {k: v for k, v in self.extra.items() if not k.startswith("pipeline_")}
+        from harness.geneval.mmcv_ops import op_implementation
+
         return {
             "model": "Mask2Former Swin-S COCO instance",
+            "backend": "mmdet",
+            "ops": op_implementation(self.device),
             "config": self.config_path,
             "checkpoint": self.checkpoint,
             "checkpoint_sha256": self.checkpoint_sha256,
@@ -135,9 +140,10 @@ def load_detector(config: str | os.PathLike | None = None, checkpoint: str | os.
     ``checkpoint=None`` requires ``random_init_seed`` (tests only: detections are then
     meaningless and every result says so).
     """
-    from harness.geneval.mmcv_ops import check_device_support, ensure_mmcv_ops
+    from harness.geneval.mmcv_ops import check_device_support, ensure_mmcv_ops, route_ops_to_pytorch
 
     status = ensure_mmcv_ops()
+    route_ops_to_pytorch()  # no compiled ops: CUDA deformable attention takes mmcv's pure-PyTorch path
     check_device_support(device)
     import torch
     from mmdet.apis import init_detector

@@ -150,8 +150,8 @@ def load_hf_detector(checkpoint: str | os.PathLike | None = None, device: str = 
     """
     import torch
 
-    from harness.geneval.detector import DETECTOR_CHECKPOINT, resolve_checkpoint_file
     from harness.geneval.checkpoint import convert_mmdet2_state_dict, is_mmdet2_state_dict
+    from harness.geneval.detector import DETECTOR_CHECKPOINT, resolve_checkpoint_file
 
     det_extra: dict[str, Any] = {}
     fmt = sha = path = None

@@ -1,14 +1,16 @@
-"""Make mmdet importable without compiled mmcv ops (CPU), and tell when real ones exist (GPU).
+"""Make mmdet importable and runnable without compiled mmcv ops, on CPU and on CUDA.
 
-Why: the GenEval detector (Mask2Former) is served by mmdet, which imports mmcv's compiled
-extension ``mmcv._ext`` at import time. ``mmcv-lite`` (a pure-Python wheel) lacks it, and
-building it takes ~21 minutes and a patched ``setup.py`` on these machines. On CPU,
-Mask2Former never calls a compiled op: mmcv's multi-scale deformable attention and point
-sampling take their pure-PyTorch paths, and outputs were measured identical to a compiled
-build of mmcv 2.1.0 on the same CPU. So on CPU we register a stand-in ``mmcv._ext`` whose
-every function raises :class:`NotImplementedError` — any code path that does need a compiled op
-fails loudly instead of silently producing wrong detections. On CUDA the compiled ops are
-required; :func:`check_device_support` refuses to run there without them.
+Why: the GenEval detector's mmdet backend imports mmcv's compiled extension ``mmcv._ext`` at import
+time. ``mmcv-lite`` (a pure-Python wheel) lacks it, and building it takes ~21 minutes and a patched
+``setup.py`` on these machines. Mask2Former at inference needs two ops: multi-scale deformable
+attention and point sampling. Point sampling (``mmcv.ops.point_sample``) is ``F.grid_sample`` on
+every device; deformable attention takes mmcv's own pure-PyTorch function
+(``multi_scale_deformable_attn_pytorch``) on CPU, but the compiled kernel whenever the tensor is on
+CUDA. :func:`route_ops_to_pytorch` sends the CUDA case to that same pure-PyTorch function when no
+compiled ops exist, so ``--device cuda`` works from ``pip install`` alone (CPU outputs were measured
+equal to a compiled mmcv 2.1.0). Every *other* op stays on a stand-in ``mmcv._ext`` whose every
+function raises :class:`NotImplementedError`: a path that needs one fails loudly instead of
+silently producing wrong detections. Which implementation ran is recorded (:func:`op_implementation`).
 """
 from __future__ import annotations
 
@@ -113,11 +115,58 @@ class DeviceSupportError(UserError, RuntimeError):
 
 
 def check_device_support(device: str) -> None:
-    """CUDA needs compiled mmcv ops (deformable attention); refuse early with the fix."""
-    status = mmcv_status()
-    if str(device).startswith("cuda") and not status.compiled_ops:
-        raise DeviceSupportError(
-            f"device {device!r} needs mmcv with compiled CUDA ops, but {status.describe()}. "
-            "Either run the detector on CPU (--device cpu; identical outputs, slower) or build mmcv 2.1.0 "
-            "with CUDA as described in docs/geneval.md ('Install: GPU')."
-        )
+    """Any device works: without compiled ops, CUDA deformable attention is routed to PyTorch (kept for callers)."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DeviceSupportError(f"device {device!r} was asked for, but torch sees no CUDA device "
+                                     f"(torch {torch.__version__}); use --device cpu or auto")
+
+
+#: what :func:`ms_deform_attn_impl` answers, recorded in provenance
+PYTORCH_IMPL = "pytorch (mmcv multi_scale_deformable_attn_pytorch)"
+COMPILED_IMPL = "compiled (mmcv._ext ms_deform_attn_forward)"
+
+
+def ms_deform_attn_impl(device_type: str, compiled_ops: bool | None = None) -> str:
+    """Which deformable-attention implementation runs for tensors on ``device_type`` ("cpu", "cuda", ...).
+
+    mmcv itself calls the compiled kernel only for CUDA (and MLU) tensors; without compiled ops we
+    route those to the pure-PyTorch function too.
+    """
+    if compiled_ops is None:
+        compiled_ops = mmcv_status().compiled_ops
+    if device_type in ("cuda", "mlu") and compiled_ops:
+        return COMPILED_IMPL
+    return PYTORCH_IMPL
+
+
+class _PytorchMSDeformAttnFunction:
+    """Stands in for mmcv's ``MultiScaleDeformableAttnFunction`` (same ``apply`` signature), pure PyTorch."""
+
+    @staticmethod
+    def apply(value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step):
+        from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+
+        return multi_scale_deformable_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
+
+
+def route_ops_to_pytorch() -> bool:
+    """Without compiled ops, make mmcv's deformable attention use PyTorch on CUDA too; True when routed.
+
+    Call after :func:`ensure_mmcv_ops`, before the model runs. A no-op with a compiled mmcv.
+    """
+    if mmcv_status().compiled_ops:
+        return False
+    import mmcv.ops.multi_scale_deform_attn as msda
+
+    if msda.MultiScaleDeformableAttnFunction is not _PytorchMSDeformAttnFunction:
+        msda.MultiScaleDeformableAttnFunction = _PytorchMSDeformAttnFunction
+    return True
+
+
+def op_implementation(device: str) -> dict[str, str]:
+    """Provenance: the implementation of each op Mask2Former uses, for ``device``."""
+    return {"ms_deform_attn": ms_deform_attn_impl(str(device).split(":")[0]),
+            "point_sample": "pytorch (F.grid_sample, mmcv.ops.point_sample)"}

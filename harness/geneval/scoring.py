@@ -138,10 +138,28 @@ def score_detect_run(records: Iterable[Mapping[str, Any]], cfg: Any, images_fold
     return summary
 
 
+def detector_line(det: Mapping[str, Any]) -> str:
+    """One line naming the detector backend, its versions and the weights that ran (from the gate record)."""
+    backend = det.get("backend")
+    if backend == "transformers":
+        ver = f"transformers {det.get('transformers')}, torch {det.get('torch')}"
+        weights = f"converted weights sha256 {str(det.get('converted_sha256'))[:12]}"
+    else:
+        ops = det.get("ops") or {}
+        ver = f"mmdet {det.get('mmdet')}, {det.get('mmcv')}, deformable attention {ops.get('ms_deform_attn', '?')}"
+        weights = "weights loaded as is"
+    ckpt = str(det.get("checkpoint_sha256"))[:12] if det.get("checkpoint_sha256") else "random weights"
+    return (f"Detector: Mask2Former Swin-S COCO, backend {backend} ({ver}); checkpoint sha256 {ckpt} "
+            f"({det.get('checkpoint_format') or '-'}), {weights}; device {det.get('device')}.")
+
+
 def render_detect_run(summary: Mapping[str, Any], reference: Mapping[str, Mapping[str, Any]]) -> str:
     """Table 3 with this run's row (labelled by the images' generator), then the folder's warnings."""
     gen = (summary.get("models") or {}).get("generator") or {}
     text = render_table3(summary, reference, our_label=gen.get("name") or "ours")
+    det = (summary.get("models") or {}).get("detector") or {}
+    if det.get("backend"):
+        text += detector_line(det) + "\n"
     if summary.get("folder_warnings"):
         text += "\nFolder warnings:\n" + "\n".join(f"- {w}" for w in summary["folder_warnings"]) + "\n"
     return text
