@@ -40,7 +40,8 @@ SPEC = CheckoutSpec(
 MAR_B = Requirement(
     name="MAR-B checkpoint",
     description=("checkpoint-last.pth of MAR-B (with its 'model_ema' state dict): `python util/download.py` in the "
-                 "checkout, or the Dropbox link in the MAR README"),
+                 "checkout (it writes <checkout>/pretrained_models/mar/mar_base/checkpoint-last.pth, looked up "
+                 "there too), or the Dropbox link in the MAR README"),
     env_var="DCAR_MAR_B_CKPT", config_key="weights")
 KL16 = Requirement(
     name="MAR KL-16 VAE", description="pretrained_models/vae/kl16.ckpt: `python util/download.py` in the checkout",

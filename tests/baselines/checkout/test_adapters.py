@@ -354,13 +354,14 @@ def test_hart_without_ema_file_says_so(hart, tmp_path):
 
 @pytest.fixture
 def meissonic(checkout, weights_dir, monkeypatch):
-    import diffusers
-    import transformers
+    # stand-ins for diffusers.VQModel and the transformers CLIP classes (importing the real ones costs ~15 s here)
+    def loader(kind):
+        return types.SimpleNamespace(from_pretrained=lambda *a, **k: (kind, a, k))
 
-    monkeypatch.setattr(diffusers.VQModel, "from_pretrained", classmethod(lambda cls, *a, **k: ("vq", a, k)))
-    monkeypatch.setattr(transformers.CLIPTextModelWithProjection, "from_pretrained",
-                        classmethod(lambda cls, *a, **k: ("text", a)))
-    monkeypatch.setattr(transformers.CLIPTokenizer, "from_pretrained", classmethod(lambda cls, *a, **k: ("tok", a, k)))
+    monkeypatch.setitem(sys.modules, "diffusers", types.SimpleNamespace(VQModel=loader("vq")))
+    monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(
+        CLIPTextModelWithProjection=types.SimpleNamespace(from_pretrained=lambda *a, **k: ("text", a)),
+        CLIPTokenizer=loader("tok")))
     from baselines.checkout.meissonic import MeissonicAdapter
 
     weights = weights_dir("Meissonic", files=("transformer/config.json", "vqvae/config.json"))
@@ -387,3 +388,33 @@ def test_meissonic_passes_inference_py_settings(meissonic):
     assert pipe["tokenizer"][2] == {"subfolder": "tokenizer"}
     _batch_invariant(adapter, ["a", "b", "c"], [1, 2, 3])
     assert adapter.info().steps == 64
+
+
+# --------------------------------------------------------------------------- through the runner
+
+
+def test_a_geneval_run_records_the_checkout_and_does_not_depend_on_batch_size(checkout, weights_dir, monkeypatch,
+                                                                              tmp_path):
+    """`dcar-bench run geneval -m show-o --set model.repo=...`: the manifest names the checkout's commit, and the
+    images (by sha256) are the same at batch size 3 and 1."""
+    import json
+
+    import transformers
+
+    from harness import jobs
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", staticmethod(lambda *a, **k: _Tok()))
+    repo = checkout(SHOWO, remote="https://github.com/showlab/Show-o")
+    opts = [f"model.repo={json.dumps(repo)}", f"model.weights={json.dumps(weights_dir('w'))}",
+            f"model.vq_weights={json.dumps(weights_dir('v'))}", f"model.llm={json.dumps(weights_dir('l'))}",
+            "model.device=cpu", "prompts=[0, 1, 2]", "samples_per_prompt=1"]
+    digests = []
+    for bs in (3, 1):
+        res = jobs.run("geneval", "show-o", tmp_path / f"bs{bs}", overrides=opts, batch_size=bs, show_progress=False)
+        manifest = json.loads((res.run_dir / "manifest.json").read_text())
+        assert manifest["adapter_info"]["extra"]["checkout"]["commit"] == SHA
+        assert manifest["adapter_info"]["steps"] == 12
+        records = [json.loads(line) for f in sorted((res.run_dir / "records").glob("*.jsonl"))
+                   for line in f.read_text().splitlines()]
+        digests.append(sorted((r["item_id"], r["image_sha256"]) for r in records))
+    assert len(digests[0]) == 3 and digests[0] == digests[1]
