@@ -27,6 +27,13 @@ its last prompt and seed (:class:`baselines.common.BatchPadding`, ``DCARPipeline
 item's image is bit-identical whatever else was left in its batch, at batched speed. Across different
 batch sizes only the token ids are identical, unless ``batch_invariant=True`` (every item alone, no
 padding needed, slower). ``rng_mode="official"`` is never padded (its noise stream depends on the batch).
+
+Speed options (constructor; recorded in ``info().extra["speed_options"]``; ids bit-identical to the default
+path at fp32, see ``baselines.dcar.generator.sampler``): ``trim_caption`` (default true), ``static_shapes``
+(no host-device sync in the step loop), ``compile`` (a ``torch.compile`` mode for the transformer blocks
+and the diffusion-head MLP; ``reduce-overhead`` = CUDA graphs), ``compile_backend``, ``sdpa_backend``.
+``sampler="official"`` is the official-style loop (packed valid caption tokens, text K/V recomputed every
+step, logits at every position), the profile suite's baseline for the optimised sampler.
 """
 from __future__ import annotations
 
@@ -75,6 +82,11 @@ GENERATE_DEFAULTS: dict[str, Any] = {
     "diffusion_temperature": 1.0,
 }
 CONFIGS = ("full", "tiny")
+#: sampler variants: optimised (cached text K/V, logits at masked positions) | official-style loop
+SAMPLERS = {
+    "optimised": {"cache_text": True, "masked_logits_only": True, "packed_text": False},
+    "official": {"cache_text": False, "masked_logits_only": False, "packed_text": True},
+}
 
 
 class DCARAdapter(BatchPadding, TextToImage):
@@ -87,6 +99,8 @@ class DCARAdapter(BatchPadding, TextToImage):
                  text_encoder: str | None = None, config: str = "full", random_init_seed: int | None = None,
                  device: str = "auto", dtype: str = "float32", show_progress: bool = False,
                  cache_dir: str | None = None, resolution: int | None = None, batch_invariant: bool = False,
+                 sampler: str = "optimised", trim_caption: bool = True, static_shapes: bool = False,
+                 compile: str | None = None, compile_backend: str = "inductor", sdpa_backend: str = "auto",
                  **defaults: Any):
         """``batch_invariant=True`` runs each item alone, so an image is bit-identical whatever batch it came in.
 
@@ -100,6 +114,13 @@ class DCARAdapter(BatchPadding, TextToImage):
 
         if config not in CONFIGS:
             raise ValueError(f"config must be one of {CONFIGS}, got {config!r}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+        if compile in ("none", "null", ""):
+            compile = None
+        self.speed_options = {"sampler": sampler, "trim_caption": bool(trim_caption),
+                              "static_shapes": bool(static_shapes), "compile": compile,
+                              "compile_backend": compile_backend, "sdpa_backend": sdpa_backend}
         unknown = set(defaults) - set(GENERATE_DEFAULTS)
         if unknown:
             raise TypeError(f"unknown {self.name} option(s) {sorted(unknown)}; known: {sorted(GENERATE_DEFAULTS)}")
@@ -211,7 +232,10 @@ class DCARAdapter(BatchPadding, TextToImage):
             raise ValueError(f"generator codebook {generator.config.codebook_size} != DC-HT codebook "
                              f"{dcht.config.codebook_size}")
         self.resolution = generator.config.grid_size * dcht.spatial_compression
-        return DCARPipeline(generator, dcht, t5, device=self.device, autocast_dtype=dtype)
+        so = self.speed_options
+        return DCARPipeline(generator, dcht, t5, device=self.device, autocast_dtype=dtype,
+                            compile_mode=so["compile"], compile_backend=so["compile_backend"],
+                            sdpa_backend=so["sdpa_backend"])
 
     # ------------------------------------------------------------------ contract
 
@@ -236,7 +260,9 @@ class DCARAdapter(BatchPadding, TextToImage):
             softmax_temperature_annealing=bool(merged["softmax_temperature_annealing"]),
             num_diffusion_steps=merged["num_diffusion_steps"],
             diffusion_temperature=float(merged["diffusion_temperature"]),
-            predict_residuals=self.predict_residuals)
+            predict_residuals=self.predict_residuals, trim_caption=self.speed_options["trim_caption"],
+            static_shapes=self.speed_options["static_shapes"] and merged["rng_mode"] == "per_item",
+            **SAMPLERS[self.speed_options["sampler"]])
         return sampling, merged["rng_mode"]
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int], **options: Any):
@@ -298,8 +324,19 @@ class DCARAdapter(BatchPadding, TextToImage):
                 "text_max_length": self.pipeline.text_encoder.max_length,
                 "transformer_params": gen.num_transformer_parameters(),
                 "diffusion_head_params": gen.num_head_parameters(),
+                "speed_options": dict(self.speed_options),
             },
         )
+
+    def profile_components(self) -> list[tuple[str, Any, str]]:
+        """(component, object, method) triples the profile suite times: the paper's breakdown of one generate()."""
+        pipe = self.pipeline
+        gen = pipe.generator
+        return [("text_encoder", pipe.text_encoder, "encode"),
+                ("generator_steps", gen, "text_context"), ("generator_steps", gen, "forward_tokens"),
+                ("generator_steps", gen, "forward_hidden"), ("generator_steps", gen.final_layer, "forward"),
+                ("diffusion_head", gen.diffloss, "sample"),
+                ("decoder", pipe.decoder, "decode_tokens")]
 
     def close(self) -> None:
         self.pipeline = None

@@ -11,6 +11,11 @@ change across the 12 sampling steps), and :meth:`DCAR.forward_tokens` runs the b
 image tokens with that cache, projecting to logits only at the positions asked for.
 Cross-attention over each sample's valid text tokens is SDPA with a key-padding mask, which is
 the same attention as the official block-diagonal packed form.
+
+``text_context(..., packed=True)`` is the official layout instead: only the valid caption tokens, packed
+row after row, and one attention per sample over its own tokens (the official code's xformers
+block-diagonal mask, written as a loop). The profile suite's official-style loop uses it so that its
+baseline does the work the official code does (see ``docs/profile.md``).
 """
 from __future__ import annotations
 
@@ -99,10 +104,21 @@ class CrossAttention(nn.Module):
         k, v = self.kv_linear(y).view(b, length, 2, self.num_heads, c // self.num_heads).unbind(2)
         return k.transpose(1, 2), v.transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None,
+                lengths: tuple[int, ...] | None = None) -> torch.Tensor:
+        """``lengths`` given: k/v are (1, heads, sum(lengths), head_dim), the valid tokens of each row packed in
+        order, and row i attends to its own slice only (no mask needed)."""
         b, n, c = x.shape
         q = self.q_linear(x).view(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        if lengths is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        else:
+            outs, start = [], 0
+            for i, length in enumerate(lengths):
+                outs.append(F.scaled_dot_product_attention(q[i:i + 1], k[:, :, start:start + length],
+                                                           v[:, :, start:start + length]))
+                start += length
+            out = torch.cat(outs)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
@@ -117,9 +133,10 @@ class DCARBlock(nn.Module):
         self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.mlp = Mlp(hidden_size, intermediate_size)
 
-    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None,
+                lengths: tuple[int, ...] | None = None) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
-        x = x + self.cross_attn(x, k, v, key_mask)
+        x = x + self.cross_attn(x, k, v, key_mask, lengths)
         return x + self.mlp(self.norm2(x))
 
 
@@ -165,13 +182,14 @@ class FinalLayer(nn.Module):
 class TextContext:
     """Per-block cross-attention keys/values for a batch of captions, reused across sampling steps."""
 
-    keys: list[torch.Tensor]  # per block (B, heads, L, head_dim)
+    keys: list[torch.Tensor]  # per block (B, heads, L, head_dim); packed: (1, heads, sum(lengths), head_dim)
     values: list[torch.Tensor]
-    key_mask: torch.Tensor  # (B, 1, 1, L) bool, True = valid text token
+    key_mask: torch.Tensor | None  # (B, 1, 1, L) bool, True = valid text token; None when packed
+    lengths: tuple[int, ...] | None = None  # packed: valid tokens per row
 
     @property
     def batch_size(self) -> int:
-        return self.key_mask.shape[0]
+        return len(self.lengths) if self.lengths is not None else self.key_mask.shape[0]
 
 
 class DCAR(nn.Module):
@@ -261,12 +279,13 @@ class DCAR(nn.Module):
     # ------------------------------------------------------------------ forward
 
     def text_context(self, text_hidden: torch.Tensor, text_mask: torch.Tensor,
-                     drop: torch.Tensor | None = None) -> TextContext:
+                     drop: torch.Tensor | None = None, *, packed: bool = False) -> TextContext:
         """Caption embedding + every block's cross-attention K/V (cacheable across sampling steps).
 
         ``text_hidden`` (B, L, context_dim); ``text_mask`` (B, L) bool (True = real token, every row
         needs at least one); ``drop`` (B,) bool selects the null caption (CFG's unconditional rows),
-        which keeps the row's own mask.
+        which keeps the row's own mask. ``packed``: embed and project only the valid tokens, packed row
+        after row (the official layout; valid tokens must be a prefix of each row, as T5's right padding makes them).
         """
         if text_hidden.ndim != 3 or text_hidden.shape[-1] != self.config.context_dim:
             raise ValueError(f"text_hidden must be (B, L, {self.config.context_dim}), got {tuple(text_hidden.shape)}")
@@ -277,11 +296,18 @@ class DCAR(nn.Module):
             raise ValueError("every caption needs at least one valid text token (text_mask row is all False)")
         param = self.x_embedder.weight
         y = self.y_embedder(text_hidden.to(param.device, param.dtype), drop)
+        if packed:
+            lengths = tuple(int(n) for n in text_mask.sum(dim=1).tolist())
+            if any(bool(row[:n].all()) is False for row, n in zip(text_mask, lengths)):
+                raise ValueError("packed text context needs the valid tokens first in each row (right padding)")
+            y = torch.cat([row[:n] for row, n in zip(y, lengths)])[None]
         keys, values = [], []
         for block in self.blocks:
             k, v = block.cross_attn.project_kv(y)
             keys.append(k)
             values.append(v)
+        if packed:
+            return TextContext(keys, values, None, lengths)
         return TextContext(keys, values, text_mask.to(param.device)[:, None, None, :])
 
     def forward_tokens(self, ids: torch.Tensor, context: TextContext,
@@ -297,12 +323,16 @@ class DCAR(nn.Module):
             raise ValueError(f"ids must be (B, {c.image_seq_len}), got {tuple(ids.shape)}")
         if ids.shape[0] != context.batch_size:
             raise ValueError(f"ids batch {ids.shape[0]} != text context batch {context.batch_size}")
-        x = self.x_embedder(ids) + self.pos_embed
-        for block, k, v in zip(self.blocks, context.keys, context.values):
-            x = block(x, k, v, context.key_mask)
-        hidden = x
+        hidden = self.forward_hidden(ids, context)
         selected = hidden if logits_at is None else hidden[logits_at]
         return self.final_layer(selected), hidden
+
+    def forward_hidden(self, ids: torch.Tensor, context: TextContext) -> torch.Tensor:
+        """The blocks only: (B, N) ids -> (B, N, hidden_size), static shapes (what ``compile`` captures)."""
+        x = self.x_embedder(ids) + self.pos_embed
+        for block, k, v in zip(self.blocks, context.keys, context.values):
+            x = block(x, k, v, context.key_mask, context.lengths)
+        return x
 
     def forward(self, ids: torch.Tensor, text_hidden: torch.Tensor, text_mask: torch.Tensor,
                 drop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
