@@ -153,6 +153,8 @@ GENEVAL_TAGS = (("single_object", "S. Obj"), ("two_object", "T. Obj"), ("countin
                 ("position", "Position"), ("color_attr", "C. Attri."), ("overall", "Overall"))
 T2_LATENCY, T2_THROUGHPUT = "latency_s_bs1_A100_fp16", "throughput_img_per_s_bs16_A100_fp16"
 RATIO_HEADERS = ("Latency ÷ DC-AR's", "DC-AR's throughput ÷ this")
+#: peers whose rows can only ever be the paper's: no weights were released, so no adapter can measure them
+NO_PUBLIC_WEIGHTS = "{models}: no public weights; its rows are the paper's numbers only, no run can measure them."
 
 SPECS: tuple[_Spec, ...] = (
     _Spec(
@@ -166,7 +168,8 @@ SPECS: tuple[_Spec, ...] = (
                ("Table1_ImageNet512", "DC-HT (256 tokens)"): {m: _recon(512, "continuous", m)
                                                                 for m in ("rFID", "PSNR", "SSIM", "LPIPS")}},
         notes=("*ours* DC-HT rows: `imagenet_recon` runs of `dc-ht` at that resolution, continuous (hybrid) path, "
-               "the DC-AE evaluator's protocol (rFID against the same ADM-cropped validation images).",),
+               "the DC-AE evaluator's protocol (rFID against the same ADM-cropped validation images).",
+               NO_PUBLIC_WEIGHTS.format(models="TexTok")),
     ),
     _Spec(
         "table2", "Table 2. Text-to-image generation results on MJHQ-30K",
@@ -187,7 +190,8 @@ SPECS: tuple[_Spec, ...] = (
         metrics=tuple((f"GenEval_{t}", h) for t, h in GENEVAL_TAGS),
         fills={("Table3_GenEval", "DC-AR"): {f"GenEval_{t}": _geneval("dc-ar", t) for t, _ in GENEVAL_TAGS}},
         notes=("*ours* DC-AR row: a `geneval_detect` run over the images of a `geneval` run of `dc-ar` "
-               "(553 prompts × 4 images; Overall = mean of the six per-tag accuracies).",),
+               "(553 prompts × 4 images; Overall = mean of the six per-tag accuracies).",
+               NO_PUBLIC_WEIGHTS.format(models="Fluid")),
     ),
     _Spec(
         "table4", "Table 4. Hybrid design vs the discrete-only baseline",
