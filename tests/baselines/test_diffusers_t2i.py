@@ -255,3 +255,71 @@ def test_the_cli_prints_a_wrong_directory_as_one_line(saved_sdxl, tmp_path, caps
                "--set", f"model.weights={saved_sdxl}", "--set", "model.config=tiny"])
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err and err.count("\n") == 1 and "StableDiffusionXLPipeline" in err
+
+
+def _meta_text(parts, key, length):
+    """The text encoder's output for ``length`` tokens, computed on the meta device (shapes only)."""
+    enc = parts[key]
+    if type(enc).__name__.startswith("Gemma"):  # its mask helper reads values: take the width from its config
+        return torch.empty(2, length, enc.config.hidden_size, device="meta"), None
+    out = enc(input_ids=torch.zeros(2, length, dtype=torch.long, device="meta"))
+    return out.last_hidden_state, getattr(out, "text_embeds", None)
+
+
+@pytest.mark.parametrize("name", sorted(TABLE2))
+def test_full_size_components_fit_together_at_the_table_2_resolution(name):
+    """Text encoders -> denoiser -> VAE decoder of the full-size random pipeline, on the meta device.
+
+    The shapes a pipeline hands from one component to the next (real token lengths, text widths, pooled
+    projections, latent channels and size at the Table 2 resolution) flow through every full-size module, so
+    the random full-size pipeline the profile suite times is one whose parts fit together; no memory is used.
+    """
+    from baselines.diffusers_t2i import model_config
+
+    cfg = model_config(name)
+    res = cfg["defaults"]["resolution"]
+    parts = build_components(name, "full", device="meta")
+    vae = parts["vae"]
+    blocks = getattr(vae.config, "encoder_block_out_channels", None) or vae.config.block_out_channels
+    f = 2 ** (len(blocks) - 1)
+    lat = torch.empty(2, vae.config.latent_channels, res // f, res // f, device="meta")
+    t = torch.empty(2, device="meta")
+    if name.startswith(("pixart", "sana")):
+        h, _ = _meta_text(parts, "text_encoder", cfg["call"]["max_sequence_length"])
+        extra = {"added_cond_kwargs": {"resolution": None, "aspect_ratio": None}} if name.startswith("pixart") else {}
+        out = parts["transformer"](lat, encoder_hidden_states=h, timestep=t, **extra).sample
+    elif name.startswith("sd3"):
+        h1, p1 = _meta_text(parts, "text_encoder", 77)
+        h2, p2 = _meta_text(parts, "text_encoder_2", 77)
+        h3, _ = _meta_text(parts, "text_encoder_3", 256)
+        clip = torch.cat([h1, h2], dim=-1)
+        assert clip.shape[-1] <= h3.shape[-1]  # the pipeline zero-pads CLIP features to T5's width
+        h = torch.cat([torch.nn.functional.pad(clip, (0, h3.shape[-1] - clip.shape[-1])), h3], dim=1)
+        out = parts["transformer"](lat, encoder_hidden_states=h, pooled_projections=torch.cat([p1, p2], -1),
+                                   timestep=t).sample
+    else:  # SDXL / Playground: both CLIP encoders' features, the second one's pooled projection, six time ids
+        h1, _ = _meta_text(parts, "text_encoder", 77)
+        h2, pooled = _meta_text(parts, "text_encoder_2", 77)
+        cond = {"text_embeds": pooled, "time_ids": torch.empty(2, 6, device="meta")}
+        out = parts["unet"](lat, t, encoder_hidden_states=torch.cat([h1, h2], -1), added_cond_kwargs=cond).sample
+    assert out.shape[0] == 2 and out.shape[2:] == lat.shape[2:] and out.shape[1] >= lat.shape[1]
+    image = vae.decode(out[:, : lat.shape[1]]).sample
+    assert image.shape == (2, 3, res, res)
+
+
+def test_ls_groups_adapters_by_paper_table_and_doctor_lists_each_requirement(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    assert main(["ls", "adapter"]) == 0
+    out = capsys.readouterr().out
+    t2 = out.index("[Tables 2-3 (text-to-image)]")
+    assert all(out.index(n) > t2 for n in ("pixart-alpha-512", "sd3-medium-1024", "playground-v2.5-1024"))
+    assert out.index("dc-ae-f32c32") > out.index("[Table 1 (tokenizers)]")
+    assert "baselines.diffusers_t2i:SDXL512" in out
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setenv("DCAR_SDXL_PATH", str(tmp_path / "nowhere"))
+    assert main(["doctor", "sdxl-512", "pixart-sigma-512"]) == 0
+    out = capsys.readouterr().out
+    assert "[profile only (SDXL at 512 px)]" in out and "[MISSING] SDXL pipeline weights" in out
+    assert f"env:DCAR_SDXL_PATH: {tmp_path / 'nowhere'} [absent (no such path)]" in out
+    assert "PixArt-Sigma transformer weights" in out and "PixArt-alpha/PixArt-Sigma-XL-2-512-MS" in out
