@@ -27,7 +27,6 @@ its fused kernels (``hart/kernels``): a CUDA machine only. Untested here: the re
 """
 from __future__ import annotations
 
-import copy
 from typing import Any, ClassVar, Sequence
 
 from harness.api import AdapterInfo, Requirement, TextToImage
@@ -85,8 +84,8 @@ class HARTAdapter(CheckoutAdapter, TextToImage):
             if not ema.is_file():
                 raise FileNotFoundError(f"HART EMA weights {ema} are missing (model.use_ema=true); the llm/ folder of "
                                         "hart-0.7b-1024px has them, or pass --set model.use_ema=false")
-            model = copy.deepcopy(model)
-            model.load_state_dict(torch.load(str(ema), map_location="cpu"))
+            # sample.py loads them into a deepcopy and samples with the copy; loading in place is the same model
+            model.load_state_dict(torch.load(str(ema), map_location="cpu", weights_only=True))
         self.model = model.eval()
         text_path = str(self.weights_paths[QWEN.name])
         self.text_tokenizer = AutoTokenizer.from_pretrained(text_path)

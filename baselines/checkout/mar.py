@@ -50,6 +50,31 @@ KL16 = Requirement(
 VAE_SCALE = 0.2325  # engine_mar.evaluate: vae.decode(sampled_tokens / 0.2325)
 
 
+def _load_ema(path) -> dict:
+    """``checkpoint-last.pth["model_ema"]``, read with ``weights_only=True``.
+
+    MAR's ``util/misc.save_model`` also stores the training ``args`` (an ``argparse.Namespace``), which a
+    weights-only load refuses unless allowed; nothing else in the file is executed.
+    """
+    import argparse
+
+    import torch
+
+    from harness.api import DataError
+
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as exc:  # an unpickling refusal names the offending global
+            raise DataError(f"MAR checkpoint {path} cannot be read as weights only ({exc}); is it the "
+                            "checkpoint-last.pth that util/download.py fetches?") from exc
+    if not isinstance(state, dict) or "model_ema" not in state:
+        keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
+        raise DataError(f"MAR checkpoint {path} has no 'model_ema' entry (found {keys}); the evaluation uses the "
+                        "EMA weights of checkpoint-last.pth")
+    return state["model_ema"]
+
+
 class MARAdapter(CheckoutAdapter, ClassToImage):
     """MAR (default MAR-B) class-to-image, ImageNet 256 x 256, from the official checkout."""
 
@@ -86,8 +111,7 @@ class MARAdapter(CheckoutAdapter, ClassToImage):
             raise ValueError(f"model_type {model_type!r} is not in the checkout's models/mar.py "
                              "(mar_base, mar_large, mar_huge)")
         self.model = factory(**self.build)
-        state = torch.load(str(self.weights_paths[MAR_B.name]), map_location="cpu")
-        self.model.load_state_dict(state["model_ema"])
+        self.model.load_state_dict(_load_ema(self.weights_paths[MAR_B.name]))
         self.model.to(self.device).eval()
         self.vae = mods["models.vae"].AutoencoderKL(embed_dim=16, ch_mult=(1, 1, 2, 2, 4),
                                                     ckpt_path=str(self.weights_paths[KL16.name]))

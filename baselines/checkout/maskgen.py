@@ -7,7 +7,9 @@ tower deleted, ``transformer.batch_first = False``), then
 
 * VQ: ``MaskGen_VQ.generate(captions, guidance_scale=12.0, randomize_temperature=2.0, sample_aesthetic_score=6.5,
   num_sample_steps=16, guidance_decay="cosine", clip_tokenizer, clip_encoder)`` (README values; 16 steps is both
-  ``generate``'s default and DC-AR Table 2's step count), tokenizer ``tatitok_bl128_vq``;
+  ``generate``'s default and DC-AR Table 2's step count), tokenizer ``tatitok_bl128_vq``; note that ``generate``
+  uses the passed score only to switch the aesthetic micro-condition on and then takes the value from the model
+  config (``sample_aesthetic_score: 6.5`` in ``configs/infer/MaskGen/maskgen_vq_l.yaml``);
 * KL: ``MaskGen_KL.sample_tokens(bsz, clip_tokenizer, clip_encoder, num_iter=32, cfg=3.0, cfg_schedule="linear",
   captions, aes_scores=6.5, temperature=1.0)`` (README values; 32 steps = DC-AR Table 2), tokenizer
   ``tatitok_bl32_vae``;

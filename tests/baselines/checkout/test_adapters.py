@@ -418,3 +418,17 @@ def test_a_geneval_run_records_the_checkout_and_does_not_depend_on_batch_size(ch
                    for line in f.read_text().splitlines()]
         digests.append(sorted((r["item_id"], r["image_sha256"]) for r in records))
     assert len(digests[0]) == 3 and digests[0] == digests[1]
+
+
+def test_mar_checkpoint_with_training_args_loads_and_one_without_ema_is_named(mar_repo):
+    import argparse
+
+    from baselines.checkout.mar import _load_ema
+
+    ckpt = mar_repo / "pretrained_models" / "mar" / "mar_base" / "checkpoint-last.pth"
+    state = torch.load(ckpt, weights_only=True)
+    torch.save({**state, "args": argparse.Namespace(model="mar_base", cfg=2.9), "epoch": 799}, ckpt)
+    assert float(_load_ema(ckpt)["proj.weight"].sum()) == 2.0
+    torch.save({"model": state["model"]}, ckpt)
+    with pytest.raises(DataError, match="no 'model_ema' entry"):
+        _load_ema(ckpt)
