@@ -107,6 +107,25 @@ def requirements_for(name: str) -> list[Requirement]:
     return reqs
 
 
+def loaded_weight_files(folder: Path, variant: str | None = None) -> list[Path]:
+    """The weight files diffusers / transformers load from one component folder (hashed for provenance).
+
+    Safetensors are preferred over ``.bin`` (the libraries' default), and only files of the requested
+    ``variant`` (``model.fp16.safetensors``) or, without one, files without a variant infix, so a repo
+    holding fp32, fp16 and ``.bin`` copies of a 19 GB text encoder is hashed once, not three times.
+    """
+    def variant_of(f: Path) -> str | None:
+        stem = f.name[: -len(f.suffix)]
+        parts = stem.split(".")
+        return parts[-1] if len(parts) > 1 else None
+
+    for ext in (".safetensors", ".bin"):
+        files = [f for f in sorted(Path(folder).glob(f"*{ext}")) if variant_of(f) == variant]
+        if files:
+            return files
+    return []
+
+
 def _one_line(exc: MissingResourceError) -> MissingResourceError:
     """The multi-line text of :func:`harness.resources.missing_message` joined into one line."""
     return MissingResourceError(" ".join(line.strip() for line in str(exc).splitlines() if line.strip()))
@@ -151,11 +170,14 @@ def build_component(spec: Mapping[str, Any], size: str):
     return cls.from_config(cfg)
 
 
-def build_components(name: str, size: str = "full", *, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
+def build_components(name: str, size: str = "full", *, seed: int = 0, device: str = "cpu",
+                     dtype: Any = None) -> dict[str, Any]:
     """Every pipeline component of model ``name`` with seeded random weights, built directly on ``device``.
 
     ``device="meta"`` allocates nothing (parameter counts of the full-size models, a T5-XXL included). Each
     component gets its own seed (``seed`` + its index), so changing one config does not move the others.
+    ``dtype`` casts each component right after it is built, so the float32 copy of only one component (at
+    most the 19 GB T5-XXL) exists at a time.
     """
     import torch
 
@@ -168,7 +190,10 @@ def build_components(name: str, size: str = "full", *, seed: int = 0, device: st
             out[key] = build_component(spec, size)
             continue
         with seeded(seed + i), torch.device(device):
-            out[key] = build_component(spec, size).eval()
+            module = build_component(spec, size).eval()
+        if dtype is not None and device != "meta" and next(module.parameters()).dtype != dtype:
+            module = module.to(dtype)
+        out[key] = module
     return out
 
 
@@ -244,12 +269,8 @@ class DiffusersTextToImage(BatchPadding, TextToImage):
         return _class("diffusers", self.cfg["pipeline"])
 
     def _random_pipeline(self, seed: int):
-        parts = build_components(self.name, self.size, seed=seed, device=str(self.device))
-        for key, part in parts.items():
-            if hasattr(part, "parameters"):
-                if self.device.type != "meta" and next(part.parameters()).dtype != self.dtype:
-                    parts[key] = part.to(self.dtype)
-                self.weights[key] = random_init_tag(seed)
+        parts = build_components(self.name, self.size, seed=seed, device=str(self.device), dtype=self.dtype)
+        self.weights = {key: random_init_tag(seed) for key, part in parts.items() if hasattr(part, "parameters")}
         return self._pipeline_class()(**parts, **self.cfg.get("pipeline_kwargs", {}))
 
     def _expected_signature(self) -> dict[str, dict[str, Any]]:
@@ -323,8 +344,10 @@ class DiffusersTextToImage(BatchPadding, TextToImage):
             raise WrongWeightsError(f"{root}: diffusers could not load it as {self.cfg['pipeline']} ({first}); "
                                     f"replace it with an intact snapshot of {self.cfg['weights']['hf_repo']}") from exc
         self.tokenizer_source = "the weights directory's own tokenizer files"
-        for folder in [root, *extra.values()]:
-            for f in sorted(folder.rglob("*.safetensors")) + sorted(folder.rglob("*.bin")):
+        folders = {key: extra.get(key, root / key) for key in pipe.components if hasattr(pipe.components[key],
+                                                                                       "parameters")}
+        for folder in folders.values():
+            for f in loaded_weight_files(folder, variant):
                 self.weights[str(f)] = file_sha256(f)
         return pipe.to(self.device)
 

@@ -323,3 +323,21 @@ def test_ls_groups_adapters_by_paper_table_and_doctor_lists_each_requirement(tmp
     assert "[profile only (SDXL at 512 px)]" in out and "[MISSING] SDXL pipeline weights" in out
     assert f"env:DCAR_SDXL_PATH: {tmp_path / 'nowhere'} [absent (no such path)]" in out
     assert "PixArt-Sigma transformer weights" in out and "PixArt-alpha/PixArt-Sigma-XL-2-512-MS" in out
+
+
+def test_only_the_weight_files_the_libraries_load_are_hashed(tmp_path):
+    from baselines.diffusers_t2i import loaded_weight_files
+
+    for name in ("model.safetensors", "model.fp16.safetensors", "pytorch_model.bin", "config.json"):
+        (tmp_path / name).write_text("x")
+    assert [f.name for f in loaded_weight_files(tmp_path)] == ["model.safetensors"]
+    assert [f.name for f in loaded_weight_files(tmp_path, "fp16")] == ["model.fp16.safetensors"]
+    (tmp_path / "model.safetensors").unlink()
+    (tmp_path / "model.fp16.safetensors").unlink()
+    assert [f.name for f in loaded_weight_files(tmp_path)] == ["pytorch_model.bin"]
+
+
+def test_float16_random_build_casts_every_component(tiny):
+    parts = build_components("sdxl-512", "tiny", dtype=torch.float16)
+    assert {p.dtype for k in ("unet", "vae", "text_encoder", "text_encoder_2") for p in parts[k].parameters()} \
+        == {torch.float16}
