@@ -221,6 +221,7 @@ class DiffusersTextToImage(BatchPadding, TextToImage):
                  show_progress: bool = False, **defaults: Any):
         import torch
 
+        _require_libraries()
         name = model or self.model
         if name is None:
             raise UnknownModelError(f"pass model=<name>; known: {', '.join(model_names())}")
@@ -426,6 +427,18 @@ class DiffusersTextToImage(BatchPadding, TextToImage):
                 torch.cuda.empty_cache()
         except ImportError:  # pragma: no cover
             pass
+
+
+def _require_libraries() -> None:
+    """diffusers and transformers come with the ``diffusers`` extra; without them, one line saying so."""
+    import importlib.util
+
+    from harness.api import MissingDependencyError
+
+    missing = [m for m in ("diffusers", "transformers", "tokenizers") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingDependencyError(f"the diffusers adapters need {', '.join(missing)}: "
+                                     "pip install 'dcar-bench[diffusers]'")
 
 
 def _norm(value: Any) -> Any:
