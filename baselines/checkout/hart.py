@@ -101,7 +101,8 @@ class HARTAdapter(CheckoutAdapter, TextToImage):
     def _sample(self, prompts: list[str], seeds: list[int], s: dict[str, Any]):
         import torch
 
-        amp = torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast and self.device.type == "cuda")
+        on = self.autocast and self.device.type == "cuda"
+        amp = torch.autocast(self.device.type, dtype=torch.float16, enabled=on)
         with torch.inference_mode(), amp:
             tokens, mask, position_ids, context = self._utils.encode_prompts(
                 prompts, self.text_model, self.text_tokenizer, self.max_token_length, self._utils.llm_system_prompt,

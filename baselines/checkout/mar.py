@@ -10,8 +10,8 @@ mapped from [-1, 1] to [0, 1].
 
 Settings: ``num_iter`` **64** (DC-AR Fig. 11 and appendix A.5: "MAR-B requires 64 sampling steps to achieve its best
 performance"; the README evaluates with 256 and notes 64 is much faster); **cfg 2.9, linear schedule,
-temperature 1.0, 100 diffusion steps** (the README's MAR-B evaluation command). A steps sweep passes
-``num_iter=<k>`` to :meth:`generate`.
+temperature 1.0, 100 diffusion steps** (the README's MAR-B evaluation command). The harness option
+``num_steps`` is passed as ``num_iter`` (so ``steps_sweep`` sets it like DC-AR's).
 
 Randomness: ``sample_tokens`` draws its orders with ``np.random.shuffle`` and its diffusion noise from the global
 torch RNG (the notebook seeds both globally). Each item runs alone inside
@@ -80,19 +80,20 @@ class MARAdapter(CheckoutAdapter, ClassToImage):
 
     name: ClassVar[str] = "mar-b"
     spec: ClassVar[CheckoutSpec] = SPEC
-    defaults: ClassVar[dict[str, Any]] = {"num_iter": 64, "cfg": 2.9, "cfg_schedule": "linear", "temperature": 1.0}
-    defaults_source: ClassVar[str] = ("num_iter 64: DC-AR Fig. 11 / appendix A.5 (MAR-B's best); cfg 2.9, linear, "
+    defaults: ClassVar[dict[str, Any]] = {"num_steps": 64, "cfg": 2.9, "cfg_schedule": "linear", "temperature": 1.0}
+    defaults_source: ClassVar[str] = ("num_steps (num_iter) 64: DC-AR Fig. 11 / appendix A.5 (MAR-B's best); "
+                                      "cfg 2.9, linear, "
                                       "temperature 1.0, 100 diffusion steps: MAR README MAR-B evaluation command")
     official_rng: ClassVar[str] = "global numpy (orders) and torch (diffusion noise) RNGs"
 
     def __init__(self, repo: str | None = None, weights: str | None = None, vae_weights: str | None = None,
                  model_type: str = "mar_base", diffloss_d: int = 6, diffloss_w: int = 1024,
                  num_sampling_steps: int = 100, device: str = "auto", autocast: bool = True,
-                 rng_mode: str = "per_item", num_iter: int | None = None, cfg: float | None = None,
+                 rng_mode: str = "per_item", num_steps: int | None = None, cfg: float | None = None,
                  cfg_schedule: str | None = None, temperature: float | None = None):
         import torch
 
-        self._init_settings(rng_mode, {"num_iter": num_iter, "cfg": cfg, "cfg_schedule": cfg_schedule,
+        self._init_settings(rng_mode, {"num_steps": num_steps, "cfg": cfg, "cfg_schedule": cfg_schedule,
                                        "temperature": temperature})
         mods = self._open_checkout(repo, ["models.mar", "models.vae"])
         root = self.checkout.path
@@ -125,10 +126,11 @@ class MARAdapter(CheckoutAdapter, ClassToImage):
     def _sample(self, labels: list[int], s: dict[str, Any]):
         import torch
 
-        amp = torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast and self.device.type == "cuda")
+        on = self.autocast and self.device.type == "cuda"
+        amp = torch.autocast(self.device.type, dtype=torch.float16, enabled=on)
         with torch.no_grad(), amp:
             tokens = self.model.sample_tokens(
-                bsz=len(labels), num_iter=int(s["num_iter"]), cfg=float(s["cfg"]), cfg_schedule=s["cfg_schedule"],
+                bsz=len(labels), num_iter=int(s["num_steps"]), cfg=float(s["cfg"]), cfg_schedule=s["cfg_schedule"],
                 labels=torch.tensor(labels, dtype=torch.long, device=self.device), temperature=float(s["temperature"]))
             images = self.vae.decode(tokens / VAE_SCALE)
         return to_harness_images(images, (-1.0, 1.0), f"{self.name} images")
@@ -144,7 +146,7 @@ class MARAdapter(CheckoutAdapter, ClassToImage):
         return AdapterInfo(
             name=self.name, kind=self.kind, resolution=self.resolution,
             dtype="float16-autocast" if self.autocast and self.device.type == "cuda" else "float32",
-            steps=int(self.settings["num_iter"]), num_params=sum(p.numel() for p in self.model.parameters()),
+            steps=int(self.settings["num_steps"]), num_params=sum(p.numel() for p in self.model.parameters()),
             weights=weights_record(self.weights_paths), real_weights=True,
             extra=self._extra(model_type=self.model_type, build=dict(self.build), device=str(self.device),
                               vae_scale=VAE_SCALE))

@@ -14,7 +14,8 @@ tower deleted, ``transformer.batch_first = False``), then
   captions, aes_scores=6.5, temperature=1.0)`` (README values; 32 steps = DC-AR Table 2), tokenizer
   ``tatitok_bl32_vae``;
 
-and ``TATiTok.decode_tokens(tokens, text_guidance)`` with the README's text guidance (CLIP token embedding +
+The harness option ``num_steps`` is passed as ``num_sample_steps`` (VQ) or ``num_iter`` (KL). Decoding:
+``TATiTok.decode_tokens(tokens, text_guidance)`` with the README's text guidance (CLIP token embedding +
 positional embedding -> transformer -> ``ln_final``), clamped to [0, 1]. 256 x 256 images. The L models are the
 ones DC-AR compares against (MJHQ gFID 7.74 VQ / 7.24 KL, as in the MaskGen README).
 
@@ -42,7 +43,7 @@ SPEC = CheckoutSpec(
 CLIP = Requirement(
     name="OpenAI CLIP ViT-L/14@336 weights (MaskGen's text encoder)",
     description=("the open_clip `ViT-L-14-336` / `openai` checkpoint file, e.g. ViT-L-14-336px.pt from "
-                 "https://openaipublic.azureedge.net/clip/models/3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02/ViT-L-14-336px.pt"),
+                 "OpenAI's CLIP release (the URL open_clip lists for ViT-L-14-336 / openai)"),
     env_var="DCAR_CLIP_L336_PATH", config_key="clip_weights")
 
 
@@ -121,9 +122,9 @@ class _MaskGenAdapter(CheckoutAdapter, TextToImage):
         return self._run(prompts, seeds, lambda p, _sd: self._sample(p, s), isolate_global=True)
 
     def info(self) -> AdapterInfo:
-        steps = self.settings.get("num_sample_steps", self.settings.get("num_iter"))
         return AdapterInfo(
-            name=self.name, kind=self.kind, resolution=self.resolution, dtype="float32", steps=int(steps),
+            name=self.name, kind=self.kind, resolution=self.resolution, dtype="float32",
+            steps=int(self.settings["num_steps"]),
             num_params=sum(p.numel() for p in self.generator.parameters()),
             weights=weights_record(self.paths), real_weights=True,
             extra=self._extra(variant=self.variant, device=str(self.device),
@@ -139,7 +140,7 @@ class MaskGenVQAdapter(_MaskGenAdapter):
                                                "MaskGen-L VQ generator")
     tokenizer_req: ClassVar[Requirement] = _hf("tokenizer_tatitok_bl128_vq", "tokenizer_weights",
                                                "DCAR_TATITOK_VQ_PATH", "TA-TiTok BL-128 VQ tokenizer")
-    defaults: ClassVar[dict[str, Any]] = {"num_sample_steps": 16, "guidance_scale": 12.0,
+    defaults: ClassVar[dict[str, Any]] = {"num_steps": 16, "guidance_scale": 12.0,
                                           "randomize_temperature": 2.0, "sample_aesthetic_score": 6.5,
                                           "guidance_decay": "cosine"}
     defaults_source: ClassVar[str] = ("README_MaskGen.md generate() call (guidance 12, temperature 2, aesthetic "
@@ -148,7 +149,7 @@ class MaskGenVQAdapter(_MaskGenAdapter):
     def _tokens(self, captions, s):
         return self.generator.generate(
             captions=captions, guidance_scale=s["guidance_scale"], randomize_temperature=s["randomize_temperature"],
-            sample_aesthetic_score=s["sample_aesthetic_score"], num_sample_steps=int(s["num_sample_steps"]),
+            sample_aesthetic_score=s["sample_aesthetic_score"], num_sample_steps=int(s["num_steps"]),
             guidance_decay=s["guidance_decay"], clip_tokenizer=self.clip_tokenizer, clip_encoder=self.clip_encoder)
 
 
@@ -161,13 +162,13 @@ class MaskGenKLAdapter(_MaskGenAdapter):
                                                "MaskGen-L KL generator")
     tokenizer_req: ClassVar[Requirement] = _hf("tokenizer_tatitok_bl32_vae", "tokenizer_weights",
                                                "DCAR_TATITOK_KL_PATH", "TA-TiTok BL-32 VAE tokenizer")
-    defaults: ClassVar[dict[str, Any]] = {"num_iter": 32, "cfg": 3.0, "cfg_schedule": "linear", "aes_scores": 6.5,
+    defaults: ClassVar[dict[str, Any]] = {"num_steps": 32, "cfg": 3.0, "cfg_schedule": "linear", "aes_scores": 6.5,
                                           "temperature": 1.0}
     defaults_source: ClassVar[str] = ("README_MaskGen.md sample_tokens() call (32 iterations = DC-AR Table 2, cfg 3, "
                                       "aesthetic 6.5); cfg_schedule linear, temperature 1.0: sample_tokens defaults")
 
     def _tokens(self, captions, s):
         return self.generator.sample_tokens(
-            len(captions), self.clip_tokenizer, self.clip_encoder, num_iter=int(s["num_iter"]), cfg=s["cfg"],
+            len(captions), self.clip_tokenizer, self.clip_encoder, num_iter=int(s["num_steps"]), cfg=s["cfg"],
             cfg_schedule=s["cfg_schedule"], captions=captions, aes_scores=float(s["aes_scores"]),
             temperature=s["temperature"])

@@ -9,8 +9,9 @@ scheduler)``, then ``pipe(prompt, negative_prompt, height, width, guidance_scale
 generator, output_type="pt")`` (the script saves PIL images; ``"pt"`` is the same postprocessing as a tensor in
 [0, 1]).
 
-Settings: ``inference.py``'s **64 steps, CFG 9, 1024 x 1024** and its negative prompt. DC-AR Table 3 lists
-Meissonic's GenEval scores without its sampling settings; these are the official script's.
+Settings (``num_steps`` is passed as ``num_inference_steps``): ``inference.py``'s **64 steps, CFG 9,
+1024 x 1024** and its negative prompt. DC-AR Table 3 lists Meissonic's GenEval scores without its sampling
+settings; these are the official script's.
 
 Randomness: the pipeline takes ``generator=`` (the scheduler's multinomial draw and Gumbel noise use it); the
 script passes none. Here each item runs alone with a CPU generator seeded by its seed (the scheduler moves
@@ -52,18 +53,18 @@ class MeissonicAdapter(CheckoutAdapter, TextToImage):
 
     name: ClassVar[str] = "meissonic"
     spec: ClassVar[CheckoutSpec] = SPEC
-    defaults: ClassVar[dict[str, Any]] = {"num_inference_steps": 64, "guidance_scale": 9.0,
+    defaults: ClassVar[dict[str, Any]] = {"num_steps": 64, "guidance_scale": 9.0,
                                           "negative_prompt": NEGATIVE_PROMPT}
     defaults_source: ClassVar[str] = "Meissonic inference.py (steps 64, CFG 9, resolution 1024, negative prompt)"
     official_rng: ClassVar[str] = "generator argument of Pipeline.__call__ (the script passes none: global RNG)"
 
     def __init__(self, repo: str | None = None, weights: str | None = None, text_encoder: str | None = None,
                  resolution: int = 1024, device: str = "auto", rng_mode: str = "per_item",
-                 num_inference_steps: int | None = None, guidance_scale: float | None = None,
+                 num_steps: int | None = None, guidance_scale: float | None = None,
                  negative_prompt: str | None = None):
         import torch
 
-        self._init_settings(rng_mode, {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale,
+        self._init_settings(rng_mode, {"num_steps": num_steps, "guidance_scale": guidance_scale,
                                        "negative_prompt": negative_prompt})
         mods = self._open_checkout(repo, ["src.transformer", "src.pipeline", "src.scheduler"])
         self.weights_paths = locate_weights([(WEIGHTS, weights), (TEXT_ENCODER, text_encoder)])
@@ -90,9 +91,9 @@ class MeissonicAdapter(CheckoutAdapter, TextToImage):
         import torch
 
         with torch.no_grad():
-            out = self.pipe(prompt=prompts, negative_prompt=[s["negative_prompt"]] * len(prompts), height=self.resolution,
-                            width=self.resolution, guidance_scale=float(s["guidance_scale"]),
-                            num_inference_steps=int(s["num_inference_steps"]), generator=item_generator(seeds[0]),
+            out = self.pipe(prompt=prompts, negative_prompt=[s["negative_prompt"]] * len(prompts),
+                            height=self.resolution, width=self.resolution, guidance_scale=float(s["guidance_scale"]),
+                            num_inference_steps=int(s["num_steps"]), generator=item_generator(seeds[0]),
                             output_type="pt")
         return to_harness_images(out.images, (0.0, 1.0), "Meissonic images")
 
@@ -103,7 +104,7 @@ class MeissonicAdapter(CheckoutAdapter, TextToImage):
     def info(self) -> AdapterInfo:
         return AdapterInfo(
             name=self.name, kind=self.kind, resolution=self.resolution, dtype="float32",
-            steps=int(self.settings["num_inference_steps"]),
+            steps=int(self.settings["num_steps"]),
             num_params=sum(p.numel() for p in self.pipe.transformer.parameters()),
             weights=weights_record(self.weights_paths), real_weights=True,
             extra=self._extra(device=str(self.device)))

@@ -9,10 +9,10 @@ prompt for the unconditional half, ``create_attention_mask_predict_next(..., rm_
 ``MAGVITv2.decode_code`` -> [-1, 1]. The model config is the checkout's ``configs/showo_demo_512x512.yaml``
 (512 x 512, 1024 image tokens, codebook 8192), read with OmegaConf as the script's ``get_config`` does.
 
-Settings: **12 steps** (DC-AR Table 2 lists Show-o at 512 px with 12 steps; the README's 512 px demo command uses
-``generation_timesteps=50``), **guidance_scale 5** (the README's 512 px t2i command; Show-o's CFG convention is
-``(1 + s) * cond - s * uncond``), temperature 1.0 and the cosine mask schedule (the script's defaults). Precision:
-float32, as the script runs.
+Settings (``num_steps`` is passed as ``timesteps``): **12 steps** (DC-AR Table 2 lists Show-o at 512 px with 12
+steps; the README's 512 px demo command uses ``generation_timesteps=50``), **guidance_scale 5** (the README's
+512 px t2i command; Show-o's CFG convention is ``(1 + s) * cond - s * uncond``), temperature 1.0 and the cosine mask
+schedule (the script's defaults). Precision: float32, as the script runs.
 
 Randomness: ``t2i_generate`` takes ``generator=`` and uses it for both the multinomial draw and the Gumbel noise
 of ``mask_by_random_topk``; the script itself passes none (global RNG). Here each item runs alone with a generator
@@ -58,7 +58,7 @@ class ShowoAdapter(CheckoutAdapter, TextToImage):
 
     name: ClassVar[str] = "show-o"
     spec: ClassVar[CheckoutSpec] = SPEC
-    defaults: ClassVar[dict[str, Any]] = {"steps": 12, "guidance_scale": 5.0, "temperature": 1.0,
+    defaults: ClassVar[dict[str, Any]] = {"num_steps": 12, "guidance_scale": 5.0, "temperature": 1.0,
                                           "mask_schedule": "cosine"}
     defaults_source: ClassVar[str] = ("steps: DC-AR Table 2 (Show-o, 512 px, 12 steps); guidance_scale 5: Show-o "
                                       "README 512 px t2i command; temperature 1.0, cosine schedule: inference_t2i.py "
@@ -67,12 +67,12 @@ class ShowoAdapter(CheckoutAdapter, TextToImage):
 
     def __init__(self, repo: str | None = None, weights: str | None = None, vq_weights: str | None = None,
                  llm: str | None = None, config_file: str = "configs/showo_demo_512x512.yaml", device: str = "auto",
-                 rng_mode: str = "per_item", steps: int | None = None, guidance_scale: float | None = None,
+                 rng_mode: str = "per_item", num_steps: int | None = None, guidance_scale: float | None = None,
                  temperature: float | None = None, mask_schedule: str | None = None):
         import torch
 
-        self._init_settings(rng_mode, {"steps": steps, "guidance_scale": guidance_scale, "temperature": temperature,
-                                       "mask_schedule": mask_schedule})
+        self._init_settings(rng_mode, {"num_steps": num_steps, "guidance_scale": guidance_scale,
+                                       "temperature": temperature, "mask_schedule": mask_schedule})
         mods = self._open_checkout(repo, ["models", "training.prompting_utils"])
         paths = locate_weights([(WEIGHTS, weights), (MAGVIT, vq_weights), (PHI, llm)])
         from omegaconf import OmegaConf
@@ -123,7 +123,7 @@ class ShowoAdapter(CheckoutAdapter, TextToImage):
         with torch.no_grad():
             gen_ids = self.model.t2i_generate(
                 input_ids=input_ids, uncond_input_ids=uncond_input_ids, attention_mask=attention_mask,
-                guidance_scale=s["guidance_scale"], temperature=s["temperature"], timesteps=int(s["steps"]),
+                guidance_scale=s["guidance_scale"], temperature=s["temperature"], timesteps=int(s["num_steps"]),
                 noise_schedule=self._models.get_mask_chedule(s["mask_schedule"]), noise_type="mask",
                 seq_len=cfg.model.showo.num_vq_tokens, uni_prompting=self.uni_prompting, config=cfg,
                 generator=item_generator(seeds[0], self.device))
@@ -138,7 +138,7 @@ class ShowoAdapter(CheckoutAdapter, TextToImage):
     def info(self) -> AdapterInfo:
         return AdapterInfo(
             name=self.name, kind=self.kind, resolution=self.resolution, dtype="float32",
-            steps=int(self.settings["steps"]), num_params=sum(p.numel() for p in self.model.parameters()),
+            steps=int(self.settings["num_steps"]), num_params=sum(p.numel() for p in self.model.parameters()),
             weights=weights_record(self.weights_paths), real_weights=True,
             extra=self._extra(config_file=str(self.config_path), device=str(self.device),
                               cfg_convention="(1 + s) * cond - s * uncond (Show-o/MUSE)"))

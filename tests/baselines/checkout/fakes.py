@@ -88,7 +88,8 @@ SHOWO = {
             def __call__(self, input, task, padding=True, config=None):
                 _rec("prompting", texts=list(input[0]), task=task)
                 texts, image_ids = input
-                text = torch.tensor([[len(t) % 7 + 1] * (self.max_text_len + 1) for t in texts], device=image_ids.device)
+                text = torch.tensor([[len(t) % 7 + 1] * (self.max_text_len + 1) for t in texts],
+                                    device=image_ids.device)
                 return torch.cat([text, image_ids, torch.zeros_like(image_ids[:, :1])], dim=1), None
 
         def create_attention_mask_predict_next(sequence, pad_id=128256, soi_id=128257, eoi_id=128258,

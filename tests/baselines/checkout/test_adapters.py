@@ -91,7 +91,7 @@ def test_showo_passes_the_documented_settings_and_converts_outputs(showo):
     assert mask["rm_pad_in_image"] is True and mask["pad_id"] == 0 and mask["soi_id"] == 50
     up = _calls("training.prompting_utils", "UniversalPrompting")[0]
     assert up["max_text_len"] == 5 and up["special_tokens"][0] == "<|soi|>" and len(up["special_tokens"]) == 9
-    adapter.generate(["a"], [1], steps=4, guidance_scale=0)
+    adapter.generate(["a"], [1], num_steps=4, guidance_scale=0)
     last = _calls("models.modeling_showo", "t2i_generate")[-1]
     assert last["timesteps"] == 4 and not last["uncond"] and last["attention_rows"] == 1
     with pytest.raises(TypeError, match="unknown ShowoAdapter option"):
@@ -212,7 +212,7 @@ def test_maskgen_kl_passes_readme_settings(maskgen):
         (1, 32, 3.0, "linear", 6.5, 1.0)
     assert adapter.info().steps == 32
     _batch_invariant(adapter, ["a", "b", "c"], [1, 2, 3])  # numpy orders + torch noise, both per item
-    _global_rng_untouched(lambda: adapter.generate(["a"], [1], num_iter=4))
+    _global_rng_untouched(lambda: adapter.generate(["a"], [1], num_steps=4))
     assert _calls("modeling.maskgen", "sample_tokens")[-1]["num_iter"] == 4
 
 
@@ -282,7 +282,7 @@ def test_mar_finds_weights_where_download_py_puts_them_and_passes_readme_setting
     assert c[0]["weight"] == 2.0  # the EMA weights were loaded
     vae = _calls("models.vae", "AutoencoderKL")[0]
     assert vae["embed_dim"] == 16 and vae["ch_mult"] == (1, 1, 2, 2, 4) and vae["ckpt_path"].endswith("kl16.ckpt")
-    adapter.generate([1], [1], num_iter=16)
+    adapter.generate([1], [1], num_steps=16)
     assert _calls("models.mar", "sample_tokens")[-1]["num_iter"] == 16
     _batch_invariant(adapter, [1, 2, 3], [7, 8, 9])
     _global_rng_untouched(lambda: adapter.generate([1, 2], [1, 2]))
@@ -401,8 +401,9 @@ def test_a_geneval_run_records_the_checkout_and_does_not_depend_on_batch_size(ch
 
     import transformers
 
-    from harness import jobs
+    from harness import jobs, registry
 
+    registry.register("adapter", "show-o", "baselines.checkout.showo:ShowoAdapter")  # = its registry entry
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", staticmethod(lambda *a, **k: _Tok()))
     repo = checkout(SHOWO, remote="https://github.com/showlab/Show-o")
     opts = [f"model.repo={json.dumps(repo)}", f"model.weights={json.dumps(weights_dir('w'))}",
@@ -432,3 +433,19 @@ def test_mar_checkpoint_with_training_args_loads_and_one_without_ema_is_named(ma
     torch.save({"model": state["model"]}, ckpt)
     with pytest.raises(DataError, match="no 'model_ema' entry"):
         _load_ema(ckpt)
+
+
+def test_every_adapter_with_a_step_count_takes_it_as_num_steps_like_dc_ar():
+    """steps_sweep sets `num_steps` on any adapter it has no entry for (Fig. 6 / Fig. 11 sweeps)."""
+    import inspect
+
+    from baselines.checkout.mar import MARAdapter
+    from baselines.checkout.maskgen import MaskGenKLAdapter, MaskGenVQAdapter
+    from baselines.checkout.meissonic import MeissonicAdapter
+    from baselines.checkout.showo import ShowoAdapter
+
+    for cls in (ShowoAdapter, MaskGenVQAdapter, MaskGenKLAdapter, MeissonicAdapter, MARAdapter):
+        name = cls.name
+        params = inspect.signature(cls).parameters
+        assert "num_steps" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()), name
+        assert "num_steps" in cls.defaults, name
