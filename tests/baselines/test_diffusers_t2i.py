@@ -341,3 +341,18 @@ def test_float16_random_build_casts_every_component(tiny):
     parts = build_components("sdxl-512", "tiny", dtype=torch.float16)
     assert {p.dtype for k in ("unet", "vae", "text_encoder", "text_encoder_2") for p in parts[k].parameters()} \
         == {torch.float16}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE2))
+def test_the_adapter_assembles_the_full_size_random_pipeline(name):
+    """The profile suite's build (``random_init_seed=...``, full size), assembled on the meta device."""
+    adapter = resolve("adapter", name)(random_init_seed=3, device="meta")
+    info = adapter.info()
+    res, steps, cfg = TABLE2[name]
+    assert (info.resolution, info.steps, adapter.defaults["guidance_scale"]) == (res, steps, cfg)
+    assert info.real_weights is False and set(info.weights.values()) == {"random-init:3"}
+    pub = published_params(name)
+    counted = sum(info.extra["component_params"][k] for k in pub["covers"])
+    assert abs(counted / pub["value"] - 1) <= pub["tolerance"]
+    assert info.extra["config"] == "full" and "offline" in info.extra["tokenizers"]
+    assert type(adapter.pipe).__name__ == info.extra["pipeline"]
