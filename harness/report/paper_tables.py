@@ -57,8 +57,6 @@ DCHT_ADAPTERS = ("dc-ht", "dc-ht-discrete")
 DCHT_PATHS = {"dc-ht": ("continuous", "discrete"), "dc-ht-discrete": ("discrete",)}
 #: suites that will fill cells no suite of this harness measures yet
 PENDING_SUITES = {
-    "mjhq_fid": "MJHQ-30K gFID",
-    "profile": "latency (batch 1) and throughput (batch 16)",
     "train_efficiency": "training steps, GPU hours and the resulting gFID",
 }
 
@@ -127,12 +125,22 @@ def _recon(res: int, path: str, metric: str) -> _Fill:
     return _Fill("recon", resolution=res, path=path, metric=metric)
 
 
+def _mjhq(generator: str, protocol: str = "sana") -> _Fill:
+    """An ``mjhq_fid`` run of ``generator``: its ``fid[protocol]`` (``sana``: the toolkit behind the paper's numbers)."""
+    return _Fill("mjhq", generator=generator, metric=protocol)
+
+
 def _geneval(generator: str, tag: str) -> _Fill:
     return _Fill("geneval", generator=generator, metric=tag)
 
 
 def _pending(suite: str) -> _Fill:
     return _Fill("pending", suite=suite)
+
+
+def _profile(label: str, metric: str) -> _Fill:
+    """A ``profile`` run's model ``label`` (else the first model of that adapter): ``latency_s`` or ``throughput_img_per_s``."""
+    return _Fill("profile", generator=label, metric=metric)
 
 
 @dataclass(frozen=True)
@@ -176,8 +184,8 @@ SPECS: tuple[_Spec, ...] = (
         sections=(("Table2_MJHQ30K", None),), name_header="Method",
         descriptors=(("type", "Type"), ("params", "#Params"), ("resolution", "Resolution"), ("steps", "#Steps")),
         metrics=(("gFID", "gFID↓"), (T2_LATENCY, "Latency (s)"), (T2_THROUGHPUT, "Throughput (images/s)")),
-        fills={("Table2_MJHQ30K", "DC-AR"): {"gFID": _pending("mjhq_fid"), T2_LATENCY: _pending("profile"),
-                                              T2_THROUGHPUT: _pending("profile")}},
+        fills={("Table2_MJHQ30K", "DC-AR"): {"gFID": _mjhq("dc-ar"), T2_LATENCY: _profile("dc-ar", "latency_s"),
+                                              T2_THROUGHPUT: _profile("dc-ar", "throughput_img_per_s")}},
         notes=("Latency at batch 1 and throughput at batch 16, A100, float16 (the paper's profiling setup).",
                f"{RATIO_HEADERS[0]} / {RATIO_HEADERS[1]}: computed here from the latency and throughput columns "
                "(the paper's \"2.0-3.5× lower latency, 1.5-7.9× higher throughput\"); >1 means DC-AR is faster."),
@@ -199,12 +207,13 @@ SPECS: tuple[_Spec, ...] = (
         metrics=(("rFID", "rFID↓"), ("gFID", "gFID↓"), ("GenEval_overall", "GenEval↑"),
                  ("throughput_img_per_s", "Throughput (images/s)")),
         fills={("Table4_ablation_hybrid", "DC-AR (hybrid tokens)"): {
-                   "rFID": _recon(256, "continuous", "rFID"), "gFID": _pending("mjhq_fid"),
-                   "GenEval_overall": _geneval("dc-ar", "overall"), "throughput_img_per_s": _pending("profile")},
+                   "rFID": _recon(256, "continuous", "rFID"), "gFID": _mjhq("dc-ar"),
+                   "GenEval_overall": _geneval("dc-ar", "overall"),
+                   "throughput_img_per_s": _profile("dc-ar", "throughput_img_per_s")},
                ("Table4_ablation_hybrid", "Discrete-only variant"): {
-                   "rFID": _recon(256, "discrete", "rFID"), "gFID": _pending("mjhq_fid"),
+                   "rFID": _recon(256, "discrete", "rFID"), "gFID": _mjhq("dc-ar-discrete-only"),
                    "GenEval_overall": _geneval("dc-ar-discrete-only", "overall"),
-                   "throughput_img_per_s": _pending("profile")}},
+                   "throughput_img_per_s": _profile("dc-ar-discrete-only", "throughput_img_per_s")}},
         notes=("rFID is DC-HT's at ImageNet 256×256 (the paper's 1.60 is Table 1's 256 row): the continuous "
                "(hybrid) path for DC-AR, the discrete path (`dc-ht` or `dc-ht-discrete`) for the discrete-only "
                "variant. GenEval: `geneval_detect` runs over the images of `dc-ar` and `dc-ar-discrete-only`.",),
@@ -370,6 +379,29 @@ def _measure(fill: _Fill, runs: Sequence[_Run]) -> list[_Measured]:
             if usable and value is None:
                 missing = f"no {fill.metric} in its summary"
             found.append(_Measured(run, value, missing, partial))
+        elif fill.kind == "profile":
+            if view.suite != "profile":
+                continue
+            usable, missing, partial = _run_state(run)
+            value = None
+            if usable:
+                models = view.results.get("models") or {}
+                entry = models.get(fill.generator) or next(
+                    (m for m in models.values() if m.get("adapter") == fill.generator), None)
+                if entry is None:
+                    continue  # this profile run did not include the model
+                value = _as_float(entry.get(fill.metric))
+                if value is None:
+                    missing = f"no {fill.metric} for {fill.generator} ({entry.get('status')})"
+            found.append(_Measured(run, value, missing, partial))
+        elif fill.kind == "mjhq":
+            if view.suite != "mjhq_fid" or view.adapter != fill.generator:
+                continue
+            usable, missing, partial = _run_state(run)
+            value = _as_float((view.results.get("fid") or {}).get(fill.metric)) if usable else None
+            if usable and value is None:
+                missing = f"no {fill.metric} gFID in its summary"
+            found.append(_Measured(run, value, missing, partial))
         elif fill.kind == "geneval":
             if view.suite != "geneval_detect" or run.generator != fill.generator:
                 continue
@@ -396,6 +428,10 @@ def _waiting(fill: _Fill, runs: Sequence[_Run]) -> list[_Run]:
         return [r for r in runs if r.view.suite == "geneval" and r.view.adapter == fill.generator]
     if fill.kind == "pending":
         return [r for r in runs if r.view.suite == fill.suite]
+    if fill.kind == "profile":
+        return [r for r in runs if r.view.suite == "profile"]
+    if fill.kind == "mjhq":
+        return [r for r in runs if r.view.suite == "mjhq_fid"]
     return []
 
 
@@ -419,6 +455,10 @@ def _weights(view: RunView) -> str:
     for k, v in (res.get("weights") or {}).items():  # imagenet_recon: inception, lpips_backbone
         if not k.endswith("_real") and k != "adapter" and isinstance(v, str):
             parts.setdefault(k, v)
+    if view.suite == "mjhq_fid":  # the backbone of every protocol it computed
+        for k, v in (res.get("protocols") or {}).items():
+            if isinstance(v, Mapping) and v.get("weights"):
+                parts.setdefault(k, v["weights"])
     for k, v in (res.get("models") or {}).items():  # geneval_detect: detector, colour classifier
         if isinstance(v, Mapping) and k != "generator":
             ident = v.get("sha256") or v.get("checkpoint_sha256") or v.get("checkpoint") or v.get("weights")
@@ -432,6 +472,8 @@ def _samples(view: RunView) -> str:
     if view.suite == "imagenet_recon" and "num_images" in res:
         skipped = f", {res['num_skipped']} skipped" if res.get("num_skipped") else ""
         return f"{res['num_images']} images evaluated{skipped} ({items})"
+    if view.suite == "mjhq_fid" and "num_images" in res:
+        return f"{res['num_images']} of 30,000 MJHQ-30K prompts ({items})"
     if view.suite == "geneval_detect" and "total_images" in res:
         return (f"{res['total_images']} of {res.get('expected_total_images')} GenEval images, "
                 f"{res.get('total_prompts')} of {res.get('expected_total_prompts')} prompts ({items})")
@@ -456,6 +498,14 @@ def _protocol(view: RunView) -> str:
         border = ((res.get("ssim") or {}).get("params") or {}).get("border")
         if border:
             bits.append(f"SSIM border {border}")
+    elif view.suite == "mjhq_fid":
+        fid = res.get("fid") or {}
+        ref = (res.get("reference_stats") or {}).get("sana") or {}
+        bits.append("gFID protocol sana (Sana's toolkit: Resize(512) bilinear + CenterCrop(512), pytorch-fid "
+                    f"Inception pool3), reference n={ref.get('n')} ({ref.get('source')})")
+        others = [f"{k} {v:.3f}" for k, v in fid.items() if k != "sana" and isinstance(v, (int, float))]
+        if others:
+            bits.append("same images under other protocols (not comparable with the paper): " + ", ".join(others))
     elif view.suite == "geneval_detect":
         r = res.get("rules") or {}
         if r:
@@ -467,7 +517,7 @@ def _protocol(view: RunView) -> str:
     info = view.manifest.adapter_info or {}
     bits += [f"{k} {info[k]}" for k in ("resolution", "steps") if info.get(k) is not None]
     bits.append(f"seed {view.manifest.seed}")
-    if (not res or view.suite not in ("imagenet_recon", "geneval_detect")) and view.manifest.protocol:
+    if (not res or view.suite not in ("imagenet_recon", "geneval_detect", "mjhq_fid")) and view.manifest.protocol:
         bits.append("details in its manifest (" + ", ".join(sorted(view.manifest.protocol)) + ")")
     return "; ".join(bits)
 
@@ -681,6 +731,13 @@ class _Builder:
                         "so they say not run.")
                 if refs:
                     line += f" {refs}: `{kind}` runs, which this report cannot read yet."
+            elif kind == "profile":
+                line = ("`profile` fills the latency and throughput cells: `dcar-bench run profile --out DIR` (batch 1 "
+                        "and 16, the paper's A100 fp16 setup, on whatever device it runs; the device is named).")
+            elif kind == "mjhq":
+                line = ("`mjhq_fid` fills the MJHQ-30K gFID cells: `dcar-bench run mjhq_fid --model dc-ar` (or "
+                        "`dc-ar-discrete-only`): protocol `sana` (Sana's toolkit, which the paper's numbers come from) "
+                        "over all 30,000 prompts; the run also reports clean-fid, torch-fidelity, FD-DINOv2 and CMMD.")
             elif kind == "recon":
                 line = ("DC-HT cells are filled by `dcar-bench run imagenet_recon --model dc-ht --set "
                         "dataset.resolution=256` (or 512).")
@@ -712,6 +769,10 @@ def _ratios(lat: float | None, thr: float | None, dcar_lat: float | None, dcar_t
 
 
 def _filled_by(fill: _Fill) -> str:
+    if fill.kind == "profile":
+        return "profile"
+    if fill.kind == "mjhq":
+        return "mjhq_fid"
     return fill.suite if fill.kind == "pending" else ("imagenet_recon" if fill.kind == "recon" else "geneval_detect")
 
 

@@ -26,6 +26,7 @@ RANKS = {
     "harness.records": 2, "harness.store": 2, "harness.cache": 2, "harness.resources": 2, "harness.provenance": 2,
     "harness.runner.config": 2, "harness.runner.shard": 2,
     "harness.metrics": 3, "harness.data": 3, "harness.geneval": 3,
+    "harness.profiling": 3,  # timers, CUDA events, peak memory, component breakdown (imports harness.provenance)
     "harness.runner": 4,
     "harness.report": 5,
     "harness.jobs": 6,
