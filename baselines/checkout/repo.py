@@ -6,8 +6,8 @@ So each adapter imports the official modules from a clone the user names (``--se
 environment variable), after checking that the clone *is* that repository:
 
 * the path exists and is a directory (else :class:`MissingCheckoutError`, naming what to clone and install);
-* its ``origin`` remote, when ``.git/config`` has one, names the expected repository (a fork with the same name is
-  accepted); its expected files are all there (else :class:`WrongCheckoutError`: another repository, or an old or
+* its ``origin`` remote, when ``.git/config`` has a hosted one, names the expected repository (a fork with the same
+  name is accepted; a clone of a local mirror is not judged by its path); its expected files are all there (else :class:`WrongCheckoutError`: another repository, or an old or
   partial clone);
 * the modules the adapter imports resolve to files *inside* the checkout (Show-o and MAR both have a top-level
   ``models`` package: a stale ``sys.modules`` entry from the other one is dropped first).
@@ -158,6 +158,16 @@ def read_remote(root: Path, name: str = "origin") -> str | None:
     return None
 
 
+def _is_hosted(url: str) -> bool:
+    """A remote on a server (``https://host/...``, ``git@host:...``), not a local path or ``file://`` mirror.
+
+    Only a hosted remote's repository name is compared: a clone of a local mirror may live under any name.
+    """
+    if url.startswith("file://"):
+        return False
+    return bool(re.match(r"^[a-z][a-z0-9+.-]*://[^/]+/", url, re.IGNORECASE) or re.match(r"^[\w.-]+@[\w.-]+:", url))
+
+
 def _repo_name(url: str) -> str:
     """``git@github.com:showlab/Show-o.git`` / ``https://github.com/showlab/Show-o`` -> ``show-o``."""
     tail = re.split(r"[/:]", url.rstrip("/"))[-1]
@@ -184,7 +194,7 @@ def find_checkout(spec: CheckoutSpec, explicit: str | os.PathLike | None = None)
                                  f"root of a clone of {spec.url}.")
     path = path.resolve()
     remote = read_remote(path)
-    if remote and _repo_name(remote) != _repo_name(spec.github):
+    if remote and _is_hosted(remote) and _repo_name(remote) != _repo_name(spec.github):
         raise WrongCheckoutError(f"{path} (from {source}) is a checkout of {remote}, not of {spec.url}: "
                                  f"{spec.how_to_get()}.")
     missing = [f for f in spec.expected if not (path / f).is_file()]

@@ -2,6 +2,9 @@
 commit and remote read from .git files; modules imported from the checkout and nowhere else."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -118,3 +121,30 @@ def test_broken_official_import_is_a_missing_dependency_naming_the_install(tmp_p
         assert isinstance(e.value, UserError)
     finally:
         sys.path.remove(str(tmp_path / "s"))
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary to make a real repository")
+def test_commit_and_remote_agree_with_git_on_a_real_repository(tmp_path):
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True,
+                              env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                                   "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(tmp_path), "PATH": os.environ["PATH"]}
+                              ).stdout.strip()
+
+    root = make_checkout(tmp_path / "Show-o", SHOWO_FILES, git=False)
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "one")
+    git("remote", "add", "origin", "https://github.com/showlab/Show-o.git")
+    co = find_checkout(SHOWO, root)
+    assert co.commit == git("rev-parse", "HEAD") and co.remote == "https://github.com/showlab/Show-o.git"
+    git("commit", "-q", "--allow-empty", "-m", "two")
+    git("pack-refs", "--all")
+    assert read_commit(root) == git("rev-parse", "HEAD")
+    git("checkout", "-q", "--detach", "HEAD~1")
+    assert read_commit(root) == git("rev-parse", "HEAD")
+    git("remote", "set-url", "origin", "/mirrors/some-local-copy")  # a local mirror: not judged by its name
+    assert find_checkout(SHOWO, root).remote == "/mirrors/some-local-copy"
+    git("remote", "set-url", "origin", "git@github.com:LTH14/mar.git")
+    with pytest.raises(WrongCheckoutError, match="git@github.com:LTH14/mar.git"):
+        find_checkout(SHOWO, root)
