@@ -58,6 +58,19 @@ def tiny():
     return get
 
 
+@pytest.fixture(scope="module")
+def meta_parts():
+    """The full-size components of each model on the meta device (no memory), built once for the module."""
+    cache: dict[str, dict] = {}
+
+    def get(name: str) -> dict:
+        if name not in cache:
+            cache[name] = build_components(name, "full", device="meta")
+        return cache[name]
+
+    return get
+
+
 def _pipeline_images(adapter, prompts, seeds):
     """What the diffusers pipeline itself returns for these prompts and seeds (one CPU generator per image)."""
     gens = [torch.Generator().manual_seed(s) for s in seeds]
@@ -101,30 +114,30 @@ def test_defaults_are_the_table_2_settings(name):
 
 
 @pytest.mark.parametrize("name", sorted(TABLE2))
-def test_full_size_architecture_has_the_published_parameter_count(name):
-    parts = build_components(name, "full", device="meta")
+def test_full_size_architecture_has_the_published_parameter_count(name, meta_parts):
+    parts = meta_parts(name)
     pub = published_params(name)
     counted = sum(num_params(parts[k]) for k in pub["covers"])
     assert abs(counted / pub["value"] - 1) <= pub["tolerance"], (name, counted, pub)
     assert all(p.is_meta for k in pub["covers"] for p in parts[k].parameters())
 
 
-def test_full_size_components_match_their_published_shapes():
+def test_full_size_components_match_their_published_shapes(meta_parts):
     """Golden counts of the shared text encoders / VAEs built from the shipped configs (meta device).
 
     T5-v1.1-XXL encoder 4.76B, CLIP ViT-L/14 text 123.1M, OpenCLIP ViT-bigG/14 text + projection 694.7M,
     Gemma-2-2B (decoder, no LM head) 2.61B, SD/SDXL KL VAE 83.65M, DC-AE f32c32 (Sana) 312.3M.
     """
-    sd3 = build_components("sd3-medium-1024", "full", device="meta")
+    sd3 = meta_parts("sd3-medium-1024")
     assert num_params(sd3["text_encoder_3"]) == 4_762_310_656
     assert num_params(sd3["text_encoder"]) == 123_060_480 + 768 * 768  # CLIP-L text + its projection
     assert num_params(sd3["text_encoder_2"]) == 694_659_840
     assert sd3["vae"].config.latent_channels == 16
-    sdxl = build_components("sdxl-1024", "full", device="meta")
+    sdxl = meta_parts("sdxl-1024")
     assert num_params(sdxl["text_encoder"]) == 123_060_480 and num_params(sdxl["vae"]) == 83_653_863
-    sana = build_components("sana-0.6b-512", "full", device="meta")
+    sana = meta_parts("sana-0.6b-512")
     assert num_params(sana["text_encoder"]) == 2_614_341_888 and num_params(sana["vae"]) == 312_250_275
-    pixart = build_components("pixart-alpha-512", "full", device="meta")
+    pixart = meta_parts("pixart-alpha-512")
     assert num_params(pixart["text_encoder"]) == 4_762_310_656
 
 
@@ -132,8 +145,8 @@ def test_full_size_components_match_their_published_shapes():
     ("pixart-alpha-512", [120]), ("pixart-sigma-512", [300]), ("sdxl-1024", [77, 77]),
     ("sd3-medium-1024", [77, 77, 256]), ("sana-0.6b-512", [300]),
 ])
-def test_offline_tokenizers_give_the_real_sequence_lengths(name, lengths):
-    parts = build_components(name, "full", device="meta")
+def test_offline_tokenizers_give_the_real_sequence_lengths(name, lengths, meta_parts):
+    parts = meta_parts(name)
     toks = [parts[k] for k in ("tokenizer", "tokenizer_2", "tokenizer_3") if k in parts]
     assert [t.model_max_length for t in toks] == lengths
     for tok, n in zip(toks, lengths):
@@ -267,7 +280,7 @@ def _meta_text(parts, key, length):
 
 
 @pytest.mark.parametrize("name", sorted(TABLE2))
-def test_full_size_components_fit_together_at_the_table_2_resolution(name):
+def test_full_size_components_fit_together_at_the_table_2_resolution(name, meta_parts):
     """Text encoders -> denoiser -> VAE decoder of the full-size random pipeline, on the meta device.
 
     The shapes a pipeline hands from one component to the next (real token lengths, text widths, pooled
@@ -278,7 +291,7 @@ def test_full_size_components_fit_together_at_the_table_2_resolution(name):
 
     cfg = model_config(name)
     res = cfg["defaults"]["resolution"]
-    parts = build_components(name, "full", device="meta")
+    parts = meta_parts(name)
     vae = parts["vae"]
     blocks = getattr(vae.config, "encoder_block_out_channels", None) or vae.config.block_out_channels
     f = 2 ** (len(blocks) - 1)
