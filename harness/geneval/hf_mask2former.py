@@ -6,10 +6,12 @@ checkpoint converted on load (:mod:`harness.geneval.convert`); pre- and post-pro
 mmdet's (:mod:`harness.geneval.preprocess`, :mod:`harness.geneval.postprocess`). Architecture
 differences found between mmdet 3.3's Mask2Former and HF's, and what is done about each:
 
-* **Swin window clamping**: HF's ``SwinLayer`` shrinks its window to the feature map and turns
-  off the shift when a map is <= the window (7), and *keeps* that change for later, larger
-  images (state set in ``forward``). mmdet always pads to 7x7 windows and always shifts odd
-  blocks. Patched here: :func:`_keep_window` makes HF's layers keep window 7 and their shift.
+* **Swin window clamping**: HF's ``SwinLayer`` alone shrinks its window to the feature map and
+  drops the shift when a map is <= 7 (mmdet always pads to 7x7 windows and shifts odd blocks),
+  but ``SwinBackbone`` calls its layers with ``always_partition=True``, which skips that: no
+  patch needed; a 60x2000 image (stage 4 only 2 tokens high) is in the parity tests.
+* **Swin weights**: fused ``qkv`` and ``nn.Unfold`` patch-merging order differ: converted
+  (:mod:`harness.geneval.convert`); ``swin.layernorm`` (SwinModel's final norm) is unused.
 * **positional encodings, level embeddings, reference points, padding masks**: equal by
   construction (same sine formula, eps 1e-6, 2*pi scale; level embeddings added to the keys of
   the pixel decoder and to the decoder inputs on both sides; reference points at pixel centres;
@@ -21,7 +23,6 @@ differences found between mmdet 3.3's Mask2Former and HF's, and what is done abo
 from __future__ import annotations
 
 import os
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -47,22 +48,13 @@ def hf_config(layout: Layout):
         enforce_input_projection=False, common_stride=4, feature_strides=[4, 8, 16, 32], use_auxiliary_loss=False)
 
 
-def _keep_window(layer: Any, input_resolution: Any) -> None:
-    """Replaces ``SwinLayer.set_shift_and_window_size``: mmdet never clamps the window or drops the shift."""
-
-
 def build_model(layout: Layout = SWIN_S_COCO, device: str = "cpu", meta: bool = False):
-    """The HF model for a layout, in eval mode, with the Swin window patch applied."""
+    """The HF model for a layout, in eval mode (``meta``: shapes only, for key checks)."""
     import torch
     from transformers import Mask2FormerForUniversalSegmentation
 
     with torch.device("meta" if meta else "cpu"):
         model = Mask2FormerForUniversalSegmentation(hf_config(layout))
-    from transformers.models.swin.modeling_swin import SwinLayer
-
-    for module in model.modules():
-        if isinstance(module, SwinLayer):
-            module.set_shift_and_window_size = types.MethodType(_keep_window, module)
     return model.eval() if meta else model.to(device).eval()
 
 

@@ -130,7 +130,7 @@ def test_kept_detections_identical(pair, shape):
 
 
 def test_a_small_image_does_not_change_later_results(pair):
-    """HF's Swin would clamp its window on the 60x2000 image and keep it; the patch keeps mmdet's windows."""
+    """A lone HF ``SwinLayer`` would clamp its window on the 60x2000 image (and keep it); ``SwinBackbone`` must not."""
     mm, hf = pair
     big = preprocess(_image((512, 512)))
     before = hfm.forward(hf, big)[0]
@@ -142,12 +142,14 @@ def test_a_small_image_does_not_change_later_results(pair):
 
 def test_cuda_deformable_attention_is_routed_to_pytorch():
     """mmcv sends CUDA tensors to its compiled kernel; with mmcv-lite they go to its pure-PyTorch function."""
+    from harness.geneval import mmcv_ops
+
+    mmcv_ops.ensure_mmcv_ops()  # before mmcv.ops is imported
     import mmcv.ops.multi_scale_deform_attn as msda
 
-    from harness.geneval.mmcv_ops import (PYTORCH_IMPL, ensure_mmcv_ops, mmcv_status, ms_deform_attn_impl,
-                                          route_ops_to_pytorch)
-
-    ensure_mmcv_ops()
+    mmcv_status, ms_deform_attn_impl, route_ops_to_pytorch = (mmcv_ops.mmcv_status, mmcv_ops.ms_deform_attn_impl,
+                                                              mmcv_ops.route_ops_to_pytorch)
+    PYTORCH_IMPL = mmcv_ops.PYTORCH_IMPL
     if mmcv_status().compiled_ops:
         pytest.skip("a compiled mmcv is installed: nothing is routed")
     assert route_ops_to_pytorch() and ms_deform_attn_impl("cuda") == PYTORCH_IMPL

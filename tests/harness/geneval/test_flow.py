@@ -1,8 +1,8 @@
 """The whole GenEval flow through the CLI: generate -> detect (+ gate) -> score -> report, random weights.
 
-Needs the ``geneval`` extra. Uses the dummy text-to-image adapter, the real Mask2Former
-code path with random weights and a tiny random open_clip model, so the numbers mean
-nothing and every output must say so.
+Needs the ``geneval`` extra. Uses the dummy text-to-image adapter, the real (default: transformers)
+Mask2Former Swin-S code path with random weights and a tiny random open_clip model, so the numbers
+mean nothing and every output must say so.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 import pytest
 
 pytestmark = pytest.mark.geneval
-pytest.importorskip("mmdet", reason="needs the geneval extra: pip install 'dcar-bench[geneval]' (mmdet 3.3.0)")
+pytest.importorskip("cv2", reason="needs the geneval extra: pip install 'dcar-bench[geneval]' (opencv-python-headless)")
 
 
 
@@ -68,13 +68,15 @@ def test_summary_and_report_say_this_is_not_the_metric(flow):
     assert "NOT THE GENEVAL METRIC: random weights for color_classifier, detector, generator" in res["labels"]
     assert res["models"]["generator"]["name"] == "dummy-t2i"
     det = res["models"]["detector"]  # what the detecting process actually loaded
-    assert det["mmdet"].startswith("3.3") and det["random_init_seed"] == 0 and det["real_weights"] is False
+    assert det["backend"] == "transformers" and det["transformers"] and len(det["converted_sha256"]) == 64
+    assert det["random_init_seed"] == 0 and det["real_weights"] is False
     assert res["models"]["color_classifier"]["model"] == "dcar-flow-tiny-clip"
     assert res["rules"] == {"threshold": 0.3, "counting_threshold": 0.9, "max_objects": 16, "max_overlap": 1.0,
                             "position_threshold": 0.1}
     report = (out / "detect" / "report.md").read_text()
     assert "| DC-AR (paper) | 1.00 | 0.75 | 0.52 | 0.90 | 0.45 | 0.51 | 0.69 |" in report
     assert "**dummy-t2i †**" in report and "NOT THE GENEVAL METRIC" in report
+    assert "Detector: Mask2Former Swin-S COCO, backend transformers (transformers " in report
 
 
 def test_rescore_without_detector_refuses_partial_unless_allowed(flow, capsys):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.geneval, pytest.mark.slow]
-pytest.importorskip("mmdet", reason="needs the geneval extra: pip install 'dcar-bench[geneval]' (mmdet 3.3.0)")
+pytest.importorskip("mmdet", reason="needs the geneval-mmdet extra: pip install 'dcar-bench[geneval-mmdet]' (mmdet 3.3.0)")
 MMDET2 = os.environ.get("DCAR_MMDET2_PATH")
 
 SCRIPT = textwrap.dedent('''

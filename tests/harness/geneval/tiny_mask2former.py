@@ -43,3 +43,14 @@ def randomize_(model, seed: int = 0, scale: float = 0.05) -> None:
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn(p.shape, generator=g) * scale)
+
+
+def tiny_layout():
+    """The :class:`~harness.geneval.convert.Layout` of the tiny mmdet config (for HF-only tests)."""
+    from harness.geneval.convert import Layout
+
+    t = TINY
+    return Layout(embed_dim=t["embed_dims"], depths=t["depths"], num_heads=t["num_heads"], window_size=7,
+                  feature_size=t["feat"], mask_feature_size=t["feat"], encoder_layers=t["enc_layers"],
+                  encoder_feedforward_dim=t["enc_ffn"], decoder_layers=t["dec_layers"], dim_feedforward=t["dec_ffn"],
+                  num_attention_heads=8, num_queries=t["queries"], num_labels=80)
