@@ -258,6 +258,7 @@ class DiffusersTextToImage(BatchPadding, TextToImage):
         else:
             self.pipe = self._load_pipeline(weights, transformer_weights, variant)
         self.pipe.set_progress_bar_config(disable=not show_progress)
+        self._apply_float16_overrides()
         self.nonfinite_images = 0
 
     # ------------------------------------------------------------------ resources
@@ -352,6 +353,19 @@ class DiffusersTextToImage(BatchPadding, TextToImage):
                 self.weights[str(f)] = file_sha256(f)
         return pipe.to(self.device)
 
+    def _apply_float16_overrides(self) -> None:
+        """Components the model's own documentation runs in another dtype when the pipeline is float16."""
+        import torch
+
+        if self.dtype != torch.float16 or self.device.type == "meta":
+            return
+        for key, dtype in self.cfg.get("float16_overrides", {}).items():
+            setattr(self.pipe, key, getattr(self.pipe, key).to(getattr(torch, dtype)))
+
+    def component_dtypes(self) -> dict[str, str]:
+        return {k: str(next(v.parameters()).dtype).replace("torch.", "")
+                for k, v in self.pipe.components.items() if hasattr(v, "parameters")}
+
     # ------------------------------------------------------------------ contract
 
     def call_kwargs(self, prompts: Sequence[str], seeds: Sequence[int], **options: Any) -> dict[str, Any]:
@@ -408,7 +422,7 @@ class DiffusersTextToImage(BatchPadding, TextToImage):
                 "device": str(self.device), "generate_defaults": dict(self.defaults),
                 "defaults_source": self.cfg["defaults_source"], "call": dict(self.cfg.get("call", {})),
                 "scheduler": type(self.pipe.scheduler).__name__,
-                "component_params": parts,
+                "component_params": parts, "component_dtypes": self.component_dtypes(),
                 "published_params": {k: pub[k] for k in ("text", "covers", "source")},
                 "tokenizers": self.tokenizer_source,
                 "safety_checker": "none (this pipeline has no safety checker)",

@@ -369,3 +369,9 @@ def test_the_adapter_assembles_the_full_size_random_pipeline(name):
     assert abs(counted / pub["value"] - 1) <= pub["tolerance"]
     assert info.extra["config"] == "full" and "offline" in info.extra["tokenizers"]
     assert type(adapter.pipe).__name__ == info.extra["pipeline"]
+
+
+def test_sana_in_float16_keeps_its_vae_and_text_encoder_in_bfloat16():
+    adapter = resolve("adapter", "sana-0.6b-512")(config="tiny", dtype="float16", num_inference_steps=STEPS)
+    dtypes = adapter.info().extra["component_dtypes"]
+    assert dtypes == {"transformer": "float16", "vae": "bfloat16", "text_encoder": "bfloat16"}
