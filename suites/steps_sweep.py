@@ -128,8 +128,12 @@ class StepsSweepSuite(Suite):
 
     def __init__(self, config: Mapping[str, Any]):
         super().__init__(config)
-        self.cfg = fill_dataclass(SweepConfig, {**self.default_config(), **dict(config)}, source="suite steps_sweep",
-                                  ignore=("model", "seed", "batch_size"))
+        from harness.runner.config import merge_config
+        from harness.store import flatten
+
+        # key by key over the YAML, so a partial config (a test's, doctor's) keeps the rest of every section
+        merged = merge_config(self.default_config(), None, flatten(dict(config)))
+        self.cfg = fill_dataclass(SweepConfig, merged, source="suite steps_sweep", ignore=("model", "seed", "batch_size"))
 
     @classmethod
     def default_config(cls) -> dict[str, Any]:
@@ -140,7 +144,7 @@ class StepsSweepSuite(Suite):
         """The inner suite's and every swept adapter's files (``doctor steps_sweep`` lists what the sweep needs)."""
         from harness import registry
 
-        cfg = cls({**cls.default_config(), **dict(config or {})}).cfg
+        cfg = cls(dict(config or {})).cfg
         reqs = []
         try:
             inner_cls = registry.resolve("suite", cfg.inner.suite)
