@@ -16,6 +16,7 @@ weights is called "MJHQ-30K FID"; everything else says what it is (N of 30,000, 
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -268,8 +269,9 @@ class MJHQFIDSuite(Suite):
         m = suite_cfg.metrics
         reqs = [MJHQ_REQUIREMENT, *protocols.requirements(protocols.ProtocolsConfig(
             tuple(m.protocols), m.inception, m.dinov2, m.clip_vision, m.device))]
-        if m.clip_score.enabled and m.clip_score.random_init_seed is None:
-            reqs.append(CLIP_SCORE_REQUIREMENT)
+        if m.clip_score.random_init_seed is None:  # listed by doctor even when off (then as optional)
+            reqs.append(CLIP_SCORE_REQUIREMENT if m.clip_score.enabled else
+                        dataclasses.replace(CLIP_SCORE_REQUIREMENT, optional=True))
         return reqs
 
     def protocol(self) -> dict[str, Any]:
@@ -298,7 +300,7 @@ class MJHQFIDSuite(Suite):
         ds.validate()
         ds.check_headers()
         for req in self.requirements(self.config):
-            if req.name.startswith("MJHQ"):
+            if req.name.startswith("MJHQ") or req.optional:
                 continue
             locate(req, _config_value(self.config, req.config_key))
         unknown = [p for p in self.cfg.reference.stats if p not in self.cfg.metrics.protocols]
