@@ -194,3 +194,14 @@ def test_a_profile_run_fills_the_latency_and_throughput_cells_of_tables_2_and_4(
     thr = values[("Table4_ablation_hybrid", "Discrete-only variant", "throughput_img_per_s")]
     assert thr["ours"] == pytest.approx(res["dc-ar-discrete-only"]["throughput_img_per_s"])
     assert any("not the paper's A100" in r for r in lat["reasons"])  # the device is not the paper's
+
+
+def test_on_cpu_the_timed_iterations_carry_the_breakdown_when_there_are_no_breakdown_iterations(tmp_path, tiny_dcar_cache):
+    models = [{"label": "dc-ar", "name": "dc-ar", "options": {"config": "tiny", "cache_dir": tiny_dcar_cache}}]
+    over = _overrides(models, warmup=0, iterations=2, breakdown_iterations=0, throughput_batch_sizes=[])
+    result = core.run("profile", None, tmp_path / "run", overrides=over, show_progress=False)
+    stats = result.summary["results"]["models"]["dc-ar"]["batches"]["1"]
+    assert stats["breakdown_source"] == "timed iterations (CPU)" and stats["breakdown_iterations"] == 2
+    recs = [r for r in _records(tmp_path / "run") if r["kind"] == "timed"]
+    assert stats["breakdown_total_s"] == pytest.approx(sum(r["seconds"] for r in recs) / 2)
+    assert sum(stats["breakdown_s"].values()) == pytest.approx(stats["breakdown_total_s"])
