@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--detector-checkpoint", help="Mask2Former Swin-S COCO .pth (mmdet 2.x or 3.x release)")
     pa.add_argument("--detector-config", help="mmdet 3 config for the mmdet side (default: the one in the wheel)")
     pa.add_argument("--clip-weights", help="OpenAI CLIP ViT-L-14 weights (colour verdicts; shared by both sides)")
+    pa.add_argument("--clip-model", default="ViT-L-14", help="open_clip architecture (tests use a tiny one)")
     pa.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (both backends on it)")
     pa.add_argument("--limit", type=int, help="compare only the first N images")
     pa.add_argument("--json", help="write the per-image comparison here")
@@ -253,7 +254,8 @@ def parity(args: argparse.Namespace) -> int:
         clip = resources.locate(CLIP_WEIGHTS, args.clip_weights)
     mm, hf = load_pair(ckpt, device=args.device, mmdet_config=args.detector_config,
                        random_init_seed=0 if args.random_weights else None)
-    clf = load_color_classifier(clip, device=args.device, random_init_seed=0 if args.random_weights else None)
+    clf = load_color_classifier(clip, model_name=args.clip_model, device=args.device,
+                                random_init_seed=0 if args.random_weights else None)
 
     def progress(row: dict) -> None:
         if not args.quiet:

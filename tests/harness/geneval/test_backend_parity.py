@@ -197,3 +197,43 @@ def test_full_size_mapping_against_mmdets_own_model():
     out = mmdet3_to_hf(sd, expected)  # strict: raises on any missing / extra / mis-shaped key
     assert set(out) | set(HF_ONLY_KEYS) == set(expected)
     assert sum(v.numel() for v in out.values()) == sum(p.numel() for p in det.model.parameters()) == 68_739_547
+
+
+def test_parity_command_compares_every_image_of_a_folder(tmp_path, capsys):
+    """``dcar-bench geneval parity`` on a GenEval folder: both backends, same (random) weights, verdicts agree."""
+    import json
+
+    import open_clip
+    from PIL import Image
+
+    from harness.geneval.cli import main
+    from harness.geneval.folder import metadata_bytes, prompt_dir
+    from harness.geneval.prompts import load_prompts
+
+    clip_cfg = {"embed_dim": 32, "quick_gelu": True,
+                "vision_cfg": {"image_size": 224, "layers": 1, "width": 64, "patch_size": 32, "head_width": 32},
+                "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}}
+    (tmp_path / "dcar-parity-clip.json").write_text(json.dumps(clip_cfg))
+    open_clip.add_model_config(tmp_path / "dcar-parity-clip.json")
+    cfg_path = tmp_path / "tiny_m2f.py"
+    _tiny_cfg().dump(str(cfg_path))
+    prompts = load_prompts()
+    wanted = [next(i for i, p in enumerate(prompts) if p["tag"] == t) for t in ("single_object", "colors")]
+    for k, p in enumerate(wanted):
+        d = prompt_dir(tmp_path / "imgs", p)
+        (d / "samples").mkdir(parents=True)
+        (d / "metadata.jsonl").write_bytes(metadata_bytes(prompts[p]))
+        Image.fromarray(_image((64, 96), seed=k)).save(d / "samples" / "0000.png")
+    out = tmp_path / "parity.json"
+    rc = main(["parity", "--images", str(tmp_path / "imgs"), "--random-weights", "--detector-config", str(cfg_path),
+               "--clip-model", "dcar-parity-clip", "--json", str(out), "-q"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "GenEval verdicts agree: 2/2" in text
+    summary = json.loads(out.read_text())
+    assert summary["images"] == 2 and summary["verdicts_agree"] == 2 and summary["real_weights"] is False
+    assert summary["same_counts"] == 2 and summary["mask_pixels_differing"] == 0
+    assert summary["max_box_diff"] == 0 and summary["max_score_diff"] < 1e-6
+    assert summary["models"]["mmdet"]["backend"] == "mmdet"
+    assert summary["models"]["transformers"]["converted_sha256"]
+    assert [r["tag"] for r in summary["per_image"]] == ["single_object", "colors"]
