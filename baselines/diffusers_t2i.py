@@ -100,8 +100,8 @@ def requirements_for(name: str) -> list[Requirement]:
         reqs.append(Requirement(
             name=f"{cfg['paper_row']} {'pipeline' if key == 'weights' else w['component']} weights (diffusers format)",
             description=(f"{what}: a snapshot of https://huggingface.co/{w['hf_repo']} "
-                         f"(`huggingface-cli download {w['hf_repo']}` on a machine with internet); or pass "
-                         f"random_init_seed=<int> for random weights (timing only, not the paper's metric)"),
+                         f"(`huggingface-cli download {w['hf_repo']}` on a machine with internet); or "
+                         f"--set model.random_init_seed=0 for random weights (timing only, not the paper's metric)"),
             env_var=w["env_var"], config_key=option, hf_repo=w["hf_repo"],
             must_contain=(f"{sub}config.json",) if sub else ("model_index.json",)))
     return reqs
