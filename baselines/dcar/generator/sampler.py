@@ -321,6 +321,8 @@ def _sample(model: DCAR, text_hidden: torch.Tensor, text_mask: torch.Tensor, opt
     hidden = None
     steps = range(options.num_steps)
     for step in progress(steps) if progress else steps:
+        # a compiled reduce-overhead (CUDA graph) forward may reuse its output buffers from here on; a no-op otherwise
+        torch.compiler.cudagraph_mark_step_begin()
         ratio = (step + 1) / options.num_steps
         tau = options.randomize_temperature * (1.0 - ratio)
         is_mask = ids == mask_id
@@ -371,7 +373,7 @@ def _sample(model: DCAR, text_hidden: torch.Tensor, text_mask: torch.Tensor, opt
 
     residual = None
     if options.predict_residuals:
-        z = hidden.reshape(2 * b * n, -1)
+        z = hidden.reshape(2 * b * n, -1).clone()  # owned: a CUDA-graph output buffer may be reused by the head
         with autocast():
             sampled = model.diffloss.sample(
                 z, cfg_scale=options.cfg_scale, num_steps=options.num_diffusion_steps,
