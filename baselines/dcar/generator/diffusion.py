@@ -116,8 +116,16 @@ class RespacedSchedule:
         return len(self.betas)
 
     def coef(self, name: str, index: int, like: torch.Tensor) -> torch.Tensor:
-        """Coefficient ``name`` at respaced step ``index`` as a float32 scalar tensor on ``like``'s device."""
-        return torch.tensor(float(getattr(self, name)[index]), dtype=torch.float64).float().to(like.device)
+        """Coefficient ``name`` at respaced step ``index`` as a float32 scalar tensor on ``like``'s device.
+
+        The float64 table is rounded to float32 and copied to the device once per (name, device), so a
+        sampling step on a GPU does no host-to-device copy (each one would synchronise with the host).
+        """
+        cache = self.__dict__.setdefault("_device_tables", {})
+        key = (name, str(like.device))
+        if key not in cache:
+            cache[key] = torch.from_numpy(np.asarray(getattr(self, name), dtype=np.float64)).float().to(like.device)
+        return cache[key][index]
 
 
 @lru_cache(maxsize=16)
