@@ -375,3 +375,11 @@ def test_sana_in_float16_keeps_its_vae_and_text_encoder_in_bfloat16():
     adapter = resolve("adapter", "sana-0.6b-512")(config="tiny", dtype="float16", num_inference_steps=STEPS)
     dtypes = adapter.info().extra["component_dtypes"]
     assert dtypes == {"transformer": "float16", "vae": "bfloat16", "text_encoder": "bfloat16"}
+
+
+def test_seeded_random_weights_are_reproducible_and_seed_dependent(tiny):
+    again = resolve("adapter", "sd3-medium-1024")(config="tiny", num_inference_steps=STEPS)
+    assert torch.equal(again.generate(PROMPTS, SEEDS), tiny("sd3-medium-1024").generate(PROMPTS, SEEDS))
+    other = resolve("adapter", "sd3-medium-1024")(config="tiny", random_init_seed=1, num_inference_steps=STEPS)
+    assert not torch.equal(other.generate(PROMPTS, SEEDS), again.generate(PROMPTS, SEEDS))
+    assert set(other.info().weights.values()) == {"random-init:1"}
