@@ -244,9 +244,9 @@ def static_mask_counts(seq_len: int, num_steps: int) -> list[int]:
     row and known without reading the device.
     """
     counts = [seq_len]
-    for step in range(num_steps - 1):
-        ratio = (step + 1) / num_steps
-        counts.append(int(remask_count(ratio, seq_len, torch.tensor([counts[-1]]), True)[0]))
+    for step in range(num_steps - 1):  # remask_count's arithmetic on host numbers (its values are small integers)
+        k = int(np.floor(seq_len * (np.arccos((step + 1) / num_steps) / (math.pi * 0.5))))
+        counts.append(max(1, min(counts[-1] - 1, k)))
     return counts
 
 

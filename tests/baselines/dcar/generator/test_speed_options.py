@@ -45,7 +45,15 @@ def test_trim_keeps_whole_multiples_of_64_and_every_valid_token():
 
 
 def test_static_counts_are_the_schedule():
-    assert static_mask_counts(256, 12)[:3] == [256, 242, 228] and len(static_mask_counts(256, 12)) == 12
+    from baselines.dcar.generator.sampler import remask_count
+
+    for n, steps in ((256, 12), (64, 5), (16, 4), (4, 8)):
+        counts = static_mask_counts(n, steps)
+        assert len(counts) == steps and counts[0] == n
+        for step in range(steps - 1):
+            k = remask_count((step + 1) / steps, n, torch.tensor([counts[step]]), per_row=True)
+            assert counts[step + 1] == int(k[0])
+    assert static_mask_counts(256, 12)[:3] == [256, 242, 228]
 
 
 @pytest.mark.parametrize("options", [
@@ -169,3 +177,45 @@ def test_profile_components_name_real_methods(tiny_cache):
     parts = adapter.profile_components()
     assert {name for name, _, _ in parts} == {"text_encoder", "generator_steps", "diffusion_head", "decoder"}
     assert all(callable(getattr(owner, attr)) for _, owner, attr in parts)
+
+
+def _host_reads(monkeypatch):
+    """Count the tensor operations that make the host wait for the device: reads to Python and boolean indexing."""
+    counts = {"n": 0}
+
+    def counting(name):
+        original = getattr(torch.Tensor, name)
+
+        def wrapped(self, *args, **kwargs):
+            counts["n"] += 1
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapped)
+
+    for name in ("item", "tolist", "__bool__", "__int__", "__float__", "nonzero", "cpu"):
+        counting(name)
+    for name in ("__getitem__", "__setitem__"):
+        original = getattr(torch.Tensor, name)
+
+        def wrapped(self, index, *args, _original=original):
+            if isinstance(index, torch.Tensor) and index.dtype == torch.bool:
+                counts["n"] += 1
+            return _original(self, index, *args)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapped)
+    return counts
+
+
+def test_static_step_loop_reads_nothing_back_per_step(model_and_text, monkeypatch):
+    """With static shapes the host reads from the device a fixed number of times, whatever the step count."""
+    model, hidden, mask = model_and_text
+    counts = _host_reads(monkeypatch)
+
+    def reads(steps, **options):
+        counts["n"] = 0
+        sample(model, hidden, mask, SamplingOptions(num_steps=steps, predict_residuals=False, **options),
+               PerItemNoise(list(SEEDS), "cpu"))
+        return counts["n"]
+
+    assert reads(3, static_shapes=True) == reads(6, static_shapes=True)
+    assert reads(6) > reads(3)  # the default path reads back every step
