@@ -217,6 +217,37 @@ def _inside(path: Path | None, root: Path) -> bool:
     return path is not None and (path == root or root in path.parents)
 
 
+def _bind_top_level(top: str, root: Path) -> None:
+    """Import the top-level package ``top`` from ``root`` only, and put it in ``sys.modules``.
+
+    Why not just ``sys.path[0]``: MAR's ``models`` and Meissonic's ``src`` have no ``__init__.py`` (namespace
+    packages), and a *regular* package of the same name anywhere later on ``sys.path`` (another checkout's
+    ``models``, a stray site-packages ``src``) wins over a namespace portion. Binding the package from a finder
+    restricted to the checkout makes every submodule resolve inside it.
+    """
+    import importlib.machinery
+    import importlib.util
+
+    current = sys.modules.get(top)
+    if current is not None and _inside(_module_location(current), root):
+        return
+    spec = importlib.machinery.PathFinder.find_spec(top, [str(root)])
+    if spec is None:
+        return  # not a package of the checkout: the import below says what is missing
+    module = importlib.util.module_from_spec(spec)
+    if getattr(module, "__file__", "") is None:
+        # a namespace package has __file__ = None; after another checkout's `models` was seen, inspect.getmodule
+        # (which torch.library calls while torchvision imports) raises on it ("is a built-in module")
+        del module.__file__
+    sys.modules[top] = module
+    try:
+        if spec.loader is not None:
+            spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(top, None)
+        raise
+
+
 def import_from_checkout(checkout: Checkout, names: Sequence[str]) -> dict[str, ModuleType]:
     """Import ``names`` (dotted module names) from the checkout, and prove each came from it.
 
@@ -235,6 +266,8 @@ def import_from_checkout(checkout: Checkout, names: Sequence[str]) -> dict[str, 
     out: dict[str, ModuleType] = {}
     for name in names:
         try:
+            for top in sorted(tops):
+                _bind_top_level(top, root)
             module = importlib.import_module(name)
         except ImportError as exc:
             raise MissingDependencyError(f"{checkout.spec.name} checkout {root}: `import {name}` failed ({exc}); "

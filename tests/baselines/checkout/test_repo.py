@@ -148,3 +148,33 @@ def test_commit_and_remote_agree_with_git_on_a_real_repository(tmp_path):
     git("remote", "set-url", "origin", "git@github.com:LTH14/mar.git")
     with pytest.raises(WrongCheckoutError, match="git@github.com:LTH14/mar.git"):
         find_checkout(SHOWO, root)
+
+
+def test_a_namespace_package_of_the_checkout_wins_over_a_regular_one_elsewhere_on_sys_path(tmp_path):
+    """MAR's `models` has no __init__.py; Show-o's has one and stays on sys.path after a Show-o run. Found on a
+    real pair of clones: without binding the package to the checkout, `import models.mar` found Show-o's."""
+    from baselines.checkout.mar import SPEC as MAR_SPEC
+
+    assert "models/__init__.py" not in MAR and "models/__init__.py" in SHOWO_FILES
+    showo = find_checkout(SHOWO, make_checkout(tmp_path / "showo", SHOWO_FILES))
+    mar = find_checkout(MAR_SPEC, make_checkout(tmp_path / "mar", MAR))
+    import_from_checkout(showo, ["models", "training.prompting_utils"])
+    _fresh_module_inspecting_itself(tmp_path / "first.py")  # inspect now caches Show-o's models/ under "models"
+    got = import_from_checkout(mar, ["models.mar", "models.vae"])
+    # torch.library does this while torchvision imports; a namespace module with __file__ = None made it raise
+    assert _fresh_module_inspecting_itself(tmp_path / "second.py") == "<module>"
+    assert all(str(tmp_path / "mar") in m.__file__ for m in got.values())
+    assert list(sys.modules["models"].__path__) == [str(tmp_path / "mar" / "models")]
+    again = import_from_checkout(showo, ["models"])["models"]  # and back
+    assert again.__file__ == str(tmp_path / "showo" / "models" / "__init__.py")
+
+
+def _fresh_module_inspecting_itself(path) -> str:
+    """Import a new module file that calls ``inspect.getframeinfo`` on its own frame (as torch.library does)."""
+    import importlib.util
+
+    path.write_text("import inspect, sys\nFUNCTION = inspect.getframeinfo(sys._getframe()).function\n")
+    spec = importlib.util.spec_from_file_location(path.stem + "_inspecting", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FUNCTION
