@@ -205,3 +205,27 @@ def test_on_cpu_the_timed_iterations_carry_the_breakdown_when_there_are_no_break
     recs = [r for r in _records(tmp_path / "run") if r["kind"] == "timed"]
     assert stats["breakdown_total_s"] == pytest.approx(sum(r["seconds"] for r in recs) / 2)
     assert sum(stats["breakdown_s"].values()) == pytest.approx(stats["breakdown_total_s"])
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_cuda_events_time_and_the_speed_options_keep_the_ids(tmp_path, tiny_dcar_cache):
+    """GPU only: CUDA-event timing and CUDA peak memory in the records; static shapes + CUDA graphs keep the ids."""
+    import torch
+
+    from baselines.dcar.generator_adapter import DCARAdapter
+
+    models = [{"label": "dc-ar", "name": "dc-ar", "options": {"config": "tiny", "cache_dir": tiny_dcar_cache}}]
+    over = _overrides(models, warmup=1, iterations=2, throughput_batch_sizes=[2], device="cuda", dtype="float32")
+    core.run("profile", None, tmp_path / "run", overrides=over, show_progress=False)
+    timed = [r for r in _records(tmp_path / "run") if r["kind"] == "timed"]
+    assert {r["timing_method"] for r in timed} == {"cuda_events"}
+    assert {r["memory_kind"] for r in timed} == {"cuda_max_memory_allocated"}
+    assert all(r["environment"]["device_name"] == torch.cuda.get_device_name() for r in timed)
+    prompts, seeds = ["a cat", "a much longer prompt about a red house by a lake at dusk"], [1, 2]
+    plain = DCARAdapter(config="tiny", cache_dir=tiny_dcar_cache, device="cuda")
+    fast = DCARAdapter(config="tiny", cache_dir=tiny_dcar_cache, device="cuda", static_shapes=True,
+                       compile="reduce-overhead")
+    ref = plain.pipeline(prompts, seeds)
+    for _ in range(3):  # warm-up, recording, replay
+        got = fast.pipeline(prompts, seeds)
+    assert torch.equal(got.ids, ref.ids)
