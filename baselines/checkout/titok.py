@@ -10,6 +10,10 @@ Default weights: ``yucornetto/tokenizer_titok_b64_imagenet``, TiTok-B-64 (VQ, 64
 rFID 1.70 is DC-AR Table 1's TiTok row at 256 x 256. DC-AR's 512 x 512 TiTok row (128 tokens, rFID 1.37) has no
 checkpoint in the repository's model zoo at the commit read, so the report shows the paper's number for it.
 
+Batch shape: the real TiTok-B (random weights, CPU) reconstructs an image alone and in a batch of 2 differently by
+~4e-5 (float32 GEMM blocking), so after :meth:`set_batch_size` shorter calls are padded to the run's batch size
+(:class:`baselines.common.BatchPadding`), as the DC-AE adapter does.
+
 Reconstruction is deterministic for VQ tokenizers; a VAE tokenizer samples its posterior, which is done under
 :func:`baselines.checkout.base.isolated_rng` seeded with ``posterior_seed`` (the same for every image).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Mapping
 
+from baselines.common import BatchPadding
 from harness.api import AdapterInfo, DataError, ImageTokenizer, Requirement
 
 from .base import CheckoutAdapter, isolated_rng, locate_weights, to_harness_images, weights_record
@@ -30,7 +35,7 @@ WEIGHTS = Requirement(
     must_contain=("model.safetensors", "pytorch_model.bin"))
 
 
-class TiTokAdapter(CheckoutAdapter, ImageTokenizer):
+class TiTokAdapter(BatchPadding, CheckoutAdapter, ImageTokenizer):
     """TiTok 1D tokenizer reconstruction (the ``discrete`` path for VQ checkpoints, ``continuous`` for VAE)."""
 
     name: ClassVar[str] = "titok"
@@ -75,14 +80,15 @@ class TiTokAdapter(CheckoutAdapter, ImageTokenizer):
         if tuple(images.shape[-2:]) != (self.resolution, self.resolution):
             raise DataError(f"TiTok input: this tokenizer takes {self.resolution}x{self.resolution} images (a 1D "
                             f"tokenizer does not change resolution), got {images.shape[-2]}x{images.shape[-1]}")
-        x = images.to(self.device, torch.float32)
+        n = images.shape[0]
+        x = self._pad(images).to(self.device, torch.float32)
         with torch.no_grad():
             if self.quantize_mode == "vq":
                 tokens = self.model.encode(x)[1]["min_encoding_indices"]
             else:
                 with isolated_rng(self.posterior_seed, self.device):
                     tokens = self.model.encode(x)[1].sample()
-            y = self.model.decode_tokens(tokens)
+            y = self.model.decode_tokens(tokens)[:n]
         return to_harness_images(torch.clamp(y, 0.0, 1.0), (0.0, 1.0), "TiTok reconstruction")
 
     def info(self) -> AdapterInfo:

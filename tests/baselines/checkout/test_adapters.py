@@ -239,6 +239,9 @@ def test_titok_reconstructs_in_the_harness_convention(checkout, weights_dir):
         adapter.reconstruct(x, path="continuous")
     info = adapter.info()
     assert info.extra["num_latent_tokens"] == 64 and info.extra["checkout"]["repository"] == "bytedance/1d-tokenizer"
+    adapter.set_batch_size(4)  # float32 GEMMs round by batch shape: shorter calls are padded to the run's size
+    assert torch.equal(adapter.reconstruct(x[1:]), y[1:])
+    assert _calls("modeling.titok", "encode")[-1]["shape"] == (4, 3, 16, 16)
 
 
 def test_titok_missing_weights_say_where_to_get_them(checkout, weights_dir):
