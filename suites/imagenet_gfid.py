@@ -99,7 +99,8 @@ class GFIDConfig:
 
 
 def parse_classes(value: str | list[int] | int) -> list[int]:
-    """``"A:B"`` -> [A, ..., B-1]; a list stays a list; every id must be a class of ImageNet-1k."""
+    """``"A:B"`` -> [A, ..., B-1]; a list is sorted (the PNG names then sort in plan order, as torch-fidelity reads
+    the folder, so its Inception Score shuffle sees the same order); every id must be a class of ImageNet-1k."""
     if isinstance(value, bool) or isinstance(value, int):
         raise ValueError(f"classes = {value!r}: write a range as a quoted string, --set 'classes=\"10:20\"' "
                          f"(YAML reads 10:20 unquoted as the base-60 number 620), or a list [3, 7]")
@@ -112,6 +113,7 @@ def parse_classes(value: str | list[int] | int) -> list[int]:
                              f"Fix: --set classes=0:1000") from None
     else:
         ids = [int(c) for c in value]
+    ids = sorted(ids)
     if not ids:
         raise ValueError(f"classes = {value!r} selects no class. Fix: --set classes=0:1000")
     bad = [c for c in ids if not 0 <= c < NUM_CLASSES]

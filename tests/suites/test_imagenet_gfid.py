@@ -75,6 +75,12 @@ def test_gfid_and_is_equal_torch_fidelity_on_the_saved_pngs(gfid_run, reference_
     theirs = _torch_fidelity(out / "artifacts" / "images", reference_npz, tmp_path)
     assert res["fid"] > 1.0
     assert res["fid"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-4)
+    import shutil  # the YAML's default Fréchet method (scipy sqrtm) gives the same number
+
+    shutil.copytree(out, tmp_path / "copy")
+    sqrtm = aggregate(tmp_path / "copy", overrides=["metrics.frechet=sqrtm"])["results"]
+    assert sqrtm["frechet"]["params"]["method"] == "sqrtm"
+    assert sqrtm["fid"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-4)
     assert res["inception_score"]["mean"] == pytest.approx(theirs["inception_score_mean"], rel=1e-5)
     assert res["inception_score"]["std"] == pytest.approx(theirs["inception_score_std"], rel=1e-3, abs=1e-6)
     assert res["inception_score"]["splits"] == 10
@@ -118,7 +124,7 @@ def test_plan_is_class_major_with_mar_indices():
     items = suite.plan()
     assert [it.id for it in items][:4] == ["class0003/000", "class0003/001", "class0003/002", "class0004/000"]
     assert [it.payload["index"] for it in items] == [9, 10, 11, 12, 13, 14]
-    assert ImageNetGFIDSuite({"classes": [7, 2], "images_per_class": 1}).classes() == [7, 2]
+    assert ImageNetGFIDSuite({"classes": [7, 2], "images_per_class": 1}).classes() == [2, 7]  # PNG-name order
 
 
 @pytest.mark.parametrize("overrides, words", [
@@ -158,3 +164,18 @@ def test_missing_reference_names_where_it_was_looked_for(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="DCAR_IMAGENET256_FID_STATS"):
         run("imagenet_gfid", "dummy-c2i", tmp_path / "run", overrides=TINY, show_progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_inception_logits_come_with_unchanged_pool3_features():
+    from harness.metrics.inception import InceptionFeatureExtractor
+
+    images = torch.rand((2, 3, 32, 32), generator=torch.Generator().manual_seed(0))
+    plain = InceptionFeatureExtractor(random_init_seed=0, resize="bilinear_tf1x", batch_size=2)
+    both = InceptionFeatureExtractor(random_init_seed=0, resize="bilinear_tf1x", batch_size=2, logits=True)
+    pool, logits = both.features_and_logits(images)
+    np.testing.assert_array_equal(pool, plain(images))
+    assert logits.shape == (2, 1008) and np.isfinite(logits).all() and both.describe() == plain.describe()
+    with pytest.raises(ValueError, match="bilinear_tf1x"):
+        InceptionFeatureExtractor(random_init_seed=0, resize="bilinear_pytorch", logits=True)
+    with pytest.raises(ValueError, match="logits=True"):
+        plain.features_and_logits(images)

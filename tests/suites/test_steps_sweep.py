@@ -168,3 +168,16 @@ def test_sigkill_after_k_points_then_rerun_recomputes_none_of_them(tmp_path):
         assert len((out / d / "invocations.jsonl").read_text().splitlines()) == 1
     assert [r["point_dir"] for r in _records(out)][: len(done)] == done
     assert res.summary["results"]["figure_series"] == ref["results"]["figure_series"]
+
+
+@pytest.mark.slow  # four tiny random-init DC-AR runs: ~20 s
+def test_default_adapters_dcar_and_discrete_only_take_num_steps(tmp_path):
+    """The sweep's defaults (dc-ar, dc-ar-discrete-only; model.num_steps) on the tiny random-init DC-AR config."""
+    out = tmp_path / "run"
+    sets = ["steps=[2,4]", "inner.suite=dummy", f"inner.metric={METRIC}", "inner.config.num_items=2",
+            "inner.config.batch_size=2", "inner.model.config=tiny", "inner.model.resolution=128"]
+    res = run("steps_sweep", None, out, overrides=sets, show_progress=False).summary["results"]
+    assert [s["label"] for s in res["figure_series"]["fig6"]] == ["dc-ar", "dc-ar-discrete-only"]
+    for p in res["points"]:
+        info = json.loads((out / p["point_dir"] / "manifest.json").read_text())["adapter_info"]
+        assert info["name"] == p["adapter"] and info["steps"] == p["steps"]
