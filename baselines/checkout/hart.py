@@ -56,6 +56,9 @@ QWEN = Requirement(
 class HARTAdapter(CheckoutAdapter, TextToImage):
     """HART-0.7B text-to-image (1024 px) from the official checkout."""
 
+    #: distributions whose versions the run records (the official code's own dependencies)
+    libraries: ClassVar[tuple[str, ...]] = ("transformers", "hart")
+
     name: ClassVar[str] = "hart"
     spec: ClassVar[CheckoutSpec] = SPEC
     defaults: ClassVar[dict[str, Any]] = {"cfg": 4.5, "more_smooth": False, "top_k": 0, "top_p": 0.0}

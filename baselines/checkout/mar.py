@@ -78,6 +78,9 @@ def _load_ema(path) -> dict:
 class MARAdapter(CheckoutAdapter, ClassToImage):
     """MAR (default MAR-B) class-to-image, ImageNet 256 x 256, from the official checkout."""
 
+    #: distributions whose versions the run records (the official code's own dependencies)
+    libraries: ClassVar[tuple[str, ...]] = ("timm",)
+
     name: ClassVar[str] = "mar-b"
     spec: ClassVar[CheckoutSpec] = SPEC
     defaults: ClassVar[dict[str, Any]] = {"num_steps": 64, "cfg": 2.9, "cfg_schedule": "linear", "temperature": 1.0}

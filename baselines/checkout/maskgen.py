@@ -54,6 +54,9 @@ def _hf(name: str, key: str, env: str, what: str) -> Requirement:
 
 
 class _MaskGenAdapter(CheckoutAdapter, TextToImage):
+    #: distributions whose versions the run records (the official code's own dependencies)
+    libraries: ClassVar[tuple[str, ...]] = ("open_clip_torch", "diffusers", "transformers", "omegaconf",
+                                            "huggingface_hub", "einops", "accelerate")
     spec: ClassVar[CheckoutSpec] = SPEC
     variant: ClassVar[str] = ""
     generator_req: ClassVar[Requirement]

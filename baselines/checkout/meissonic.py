@@ -51,6 +51,9 @@ NEGATIVE_PROMPT = ("worst quality, low quality, low res, blurry, distortion, wat
 class MeissonicAdapter(CheckoutAdapter, TextToImage):
     """Meissonic text-to-image (1024 px) from the official checkout."""
 
+    #: distributions whose versions the run records (the official code's own dependencies)
+    libraries: ClassVar[tuple[str, ...]] = ("diffusers", "transformers")
+
     name: ClassVar[str] = "meissonic"
     spec: ClassVar[CheckoutSpec] = SPEC
     defaults: ClassVar[dict[str, Any]] = {"num_steps": 64, "guidance_scale": 9.0,

@@ -7,8 +7,8 @@ environment variable), after checking that the clone *is* that repository:
 
 * the path exists and is a directory (else :class:`MissingCheckoutError`, naming what to clone and install);
 * its ``origin`` remote, when ``.git/config`` has a hosted one, names the expected repository (a fork with the same
-  name is accepted; a clone of a local mirror is not judged by its path); its expected files are all there (else :class:`WrongCheckoutError`: another repository, or an old or
-  partial clone);
+  name is accepted; a clone of a local mirror is not judged by its path); its expected files are all there (else
+  :class:`WrongCheckoutError`: another repository, or an old or partial clone);
 * the modules the adapter imports resolve to files *inside* the checkout (Show-o and MAR both have a top-level
   ``models`` package: a stale ``sys.modules`` entry from the other one is dropped first).
 

@@ -56,6 +56,8 @@ SPECIAL_TOKENS = ("<|soi|>", "<|eoi|>", "<|sov|>", "<|eov|>", "<|t2i|>", "<|mmu|
 class ShowoAdapter(CheckoutAdapter, TextToImage):
     """Show-o 512 px text-to-image from the official checkout."""
 
+    #: distributions whose versions the run records (the official code's own dependencies)
+    libraries: ClassVar[tuple[str, ...]] = ("transformers", "diffusers", "omegaconf")
     name: ClassVar[str] = "show-o"
     spec: ClassVar[CheckoutSpec] = SPEC
     defaults: ClassVar[dict[str, Any]] = {"num_steps": 12, "guidance_scale": 5.0, "temperature": 1.0,

@@ -38,6 +38,9 @@ WEIGHTS = Requirement(
 class TiTokAdapter(BatchPadding, CheckoutAdapter, ImageTokenizer):
     """TiTok 1D tokenizer reconstruction (the ``discrete`` path for VQ checkpoints, ``continuous`` for VAE)."""
 
+    #: distributions whose versions the run records (the official code's own dependencies)
+    libraries: ClassVar[tuple[str, ...]] = ("omegaconf", "huggingface_hub", "einops", "accelerate")
+
     name: ClassVar[str] = "titok"
     spec = SPEC
     paths: ClassVar[tuple[str, ...]] = ("discrete", "continuous")

@@ -418,6 +418,7 @@ def test_a_geneval_run_records_the_checkout_and_does_not_depend_on_batch_size(ch
         manifest = json.loads((res.run_dir / "manifest.json").read_text())
         assert manifest["adapter_info"]["extra"]["checkout"]["commit"] == SHA
         assert manifest["adapter_info"]["steps"] == 12
+        assert {"transformers", "diffusers", "omegaconf"} <= set(manifest["provenance"]["packages"])
         records = [json.loads(line) for f in sorted((res.run_dir / "records").glob("*.jsonl"))
                    for line in f.read_text().splitlines()]
         digests.append(sorted((r["item_id"], r["image_sha256"]) for r in records))
