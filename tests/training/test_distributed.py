@@ -13,8 +13,8 @@ from training.loop import read_loss_log
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARGS = ["--no-progress", "--threads", "1", "--set", "resolution=64", "--set", "data.n=8", "--set", "batch_size=4",
-        "--set", "micro_batch_size=2", "--set", "stage_epochs.continuous_warmup=1", "--set", "stage_epochs.discrete=1",
-        "--set", "stage_epochs.alternate_finetune=1", "--set", "loss.lpips_random_backbone_seed=0",
+        "--set", "micro_batch_size=2", "--set", "stage_epochs.continuous_warmup=1", "--set", "stage_epochs.discrete=0.5",
+        "--set", "stage_epochs.alternate_finetune=0.5", "--set", "loss.lpips_random_backbone_seed=0",
         "--set", "discriminator_channels=8", "--set", "codebook_size=64"]
 STAGES = ("stage1_continuous_warmup", "stage2_discrete", "stage3_alternate_finetune")
 
@@ -37,11 +37,12 @@ def test_two_ranks_equal_one_rank_with_the_same_global_batch(tmp_path):
                    timeout=300)
     for stage in STAGES:
         la, lb = (read_loss_log(d / stage / "loss_log.jsonl") for d in (one, two))
-        assert len(la) == len(lb) == 2
+        assert len(la) == len(lb) == (2 if stage == STAGES[0] else 1)
         for i, (ra, rb) in enumerate(zip(la, lb)):
             # the very first step sees identical weights: only summation order differs. Later steps inherit
             # Adam's amplification of that noise (a near-zero gradient's sign decides a +-lr step)
-            rel = 1e-5 if (stage, i) == (STAGES[0], 0) else 2e-3
+            # (measured: exact for 2 steps, then ~10x per step: 1e-5, 1e-4, ... -- so the run is kept to 4 steps)
+            rel = 1e-5 if stage == STAGES[0] else 2e-3
             for key in ("loss", "l2", "perceptual", "vq", "gan_d", "discrete_fraction"):
                 assert ra[key] == pytest.approx(rb[key], rel=rel, abs=1e-6), (stage, i, key)
         a = torch.load(one / stage / "checkpoint.pt", weights_only=False)["modules"]
