@@ -35,6 +35,7 @@ DEFAULT_STEPS_OPTION = {
     "dc-ar-discrete-only": "num_steps",
     "dummy-t2i": "num_steps",
     "dummy-c2i": "num_steps",
+    "mar-b": "num_steps",  # passed to MAR's sample_tokens as num_iter (baselines/checkout/mar.py)
 }
 FALLBACK_STEPS_OPTION = "num_steps"
 FIGURE_OF_KIND = {"text_to_image": "fig6", "class_to_image": "fig11"}

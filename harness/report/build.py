@@ -75,7 +75,8 @@ def render_report_dir(runs: Sequence[RunView], out_dir: Path, title: str,
     md.append("## Figures\n")
     for f in figures:
         md.append(f"### {f.title}\n")
-        if f.path:
+        if f.path:  # the plotted numbers beside the PNG (figures/<id>.json), so a reader can check what it shows
+            atomic_write_bytes(out_dir / Path(f.path).with_suffix(".json"), dump_json(f.to_dict()))
             md.append(f"![{f.title}]({f.path})\n")
             md.append(f"{f.caption}\n")
         else:
@@ -90,7 +91,8 @@ def render_report_dir(runs: Sequence[RunView], out_dir: Path, title: str,
                   "completeness": r.completeness()} for r in runs],
         "tables": [{"id": t.id, "title": t.title, "csv": f"tables/{t.id}.csv", "json": f"tables/{t.id}.json"}
                    for t in tables],
-        "figures": [{"id": f.id, "title": f.title, "path": f.path, "status": f.status, "caption": f.caption}
+        "figures": [{"id": f.id, "title": f.title, "path": f.path, "status": f.status, "caption": f.caption,
+                     "data": str(Path(f.path).with_suffix(".json").as_posix()) if f.path else None}
                     for f in figures],
         "failures": [{"label": label, "error": msg} for label, msg in failures],
     }

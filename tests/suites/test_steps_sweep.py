@@ -81,6 +81,10 @@ def test_report_embeds_the_png_and_the_report_directory_draws_fig6(sweep, tmp_pa
     write_report_dir([out], tmp_path / "report")
     fig6 = next(f for f in read_index(tmp_path / "report")["figures"] if f["id"] == "fig6")
     assert fig6["status"] == "drawn" and (tmp_path / "report" / fig6["path"]).is_file()
+    # the report directory's copy of the plotted numbers (figures/fig6.json beside the PNG) shows the records
+    data = json.loads((tmp_path / "report" / fig6["data"]).read_text())["data"]
+    by_steps = {r["steps"]: r["values"][METRIC] for r in _records(out)}
+    assert data["series"][0]["x"] == [4.0, 8.0, 12.0] and data["series"][0]["y"] == [by_steps[s] for s in (4, 8, 12)]
 
 
 def test_metric_is_an_aggregation_only_key(sweep, tmp_path):

@@ -45,3 +45,18 @@ def test_fig11_sweep_over_dummy_c2i_plots_the_inner_gfid(tmp_path):
     assert data["series"][0]["y"] == fids and data["series"][0]["label"] == "MAR-B stand-in"
     assert sorted(f["value"] for f in data["paper_facts"]) == [12.0, 64.0]  # DC-AR 12, MAR-B 64
     assert fids[0] != fids[1]
+
+
+def test_the_fig11_configuration_with_mar_b_is_checked_without_loading_mar(tmp_path):
+    """Registry, kind, step option and the inner gFID config of mar-b are validated before any point (or MAR) runs."""
+    np.savez(tmp_path / "ref.npz", mu=np.zeros(2048), sigma=np.eye(2048))
+    suite = StepsSweepSuite({"adapters": ["mar-b", "dummy-c2i"], "steps": [16, 64],
+                             "inner": {"suite": "imagenet_gfid", "metric": "results.fid",
+                                       "config": {"reference": {"stats_path": str(tmp_path / "ref.npz")},
+                                                  "metrics": {"inception": {"random_init_seed": 0}}}}})
+    items = suite.plan()
+    suite.validate(items)
+    assert [it.id for it in items] == ["mar-b/steps-016", "mar-b/steps-064", "dummy-c2i/steps-016",
+                                       "dummy-c2i/steps-064"]
+    assert suite.point_overrides("mar-b", 64) == {"reference.stats_path": str(tmp_path / "ref.npz"),
+                                                 "metrics.inception.random_init_seed": 0, "model.num_steps": 64}
