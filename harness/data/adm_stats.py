@@ -59,6 +59,11 @@ def read_reference_stats(path: str | os.PathLike, *, key: str = "reference.stats
     if not path.is_file():
         raise MissingResourceError(f"{key} = {path}: no such file. Fix: download {HOW_TO_GET} and set "
                                    f"--set {key}=/path/to/file.npz")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            npy = f.read(6) == b"\x93NUMPY"
+        raise _fail(key, path, "a bare .npy array, not an .npz holding 'mu' and 'sigma'" if npy else
+                    "not an .npz archive (not a zip file; truncated or another format)")
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:

@@ -60,7 +60,9 @@ def test_missing_file_names_the_key_and_where_to_get_it(tmp_path):
 
 
 @pytest.mark.parametrize("write, words", [
-    (lambda p: p.write_bytes(b"not a zip archive at all"), "not a readable .npz"),
+    (lambda p: p.write_bytes(b"not a zip archive at all"), "not an .npz archive"),
+    (lambda p: np.savez(p, mu=np.zeros(DIM), sigma=np.eye(DIM)) or p.write_bytes(p.read_bytes()[:-40]),
+     "truncated or another format"),
     (lambda p: np.save(p.with_suffix(".npy"), np.zeros(3)) or p.with_suffix(".npy").rename(p), "bare .npy"),
     (lambda p: np.savez(p, mu=np.zeros(DIM)), "'sigma'"),
     (lambda p: np.savez(p, arr_0=np.zeros((2, 4, 4, 3), np.uint8)), "'mu' or 'sigma'"),
@@ -69,7 +71,7 @@ def test_missing_file_names_the_key_and_where_to_get_it(tmp_path):
     (lambda p: np.savez(p, mu=np.zeros(DIM, np.int64), sigma=np.eye(DIM, dtype=np.int64)), "not floating point"),
     (lambda p: np.savez(p, mu=np.full(DIM, np.nan), sigma=np.eye(DIM)), "'mu' holds NaN"),
     (lambda p: np.savez(p, mu=np.zeros(DIM), sigma=np.triu(np.ones((DIM, DIM)))), "not symmetric"),
-], ids=["not-zip", "npy", "no-sigma", "images-only", "wrong-dim", "wrong-sigma-shape", "ints", "nan", "asymmetric"])
+], ids=["not-zip", "truncated", "npy", "no-sigma", "images-only", "wrong-dim", "wrong-sigma-shape", "ints", "nan", "asymmetric"])
 def test_malformed_files_give_one_line_errors(tmp_path, write, words):
     path = tmp_path / "ref.npz"
     write(path)
