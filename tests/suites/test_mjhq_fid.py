@@ -62,7 +62,6 @@ def _results(run_dir):
     return json.loads((run_dir / "summary.json").read_text())["results"]
 
 
-@pytest.mark.slow
 def test_end_to_end_with_the_tiny_dcar(tmp_path, tree, stand_in_inception):
     res = _run(tree, tmp_path / "a", *CLIP, "model.config=tiny", "model.random_init_seed=0", adapter="dc-ar")
     assert res.completed == 20

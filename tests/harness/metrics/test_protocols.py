@@ -248,3 +248,19 @@ def test_clip_score_is_100_cosine_without_clamp():
     want = 100 * torch.nn.functional.cosine_similarity(img, txt).double().numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert scorer.describe()["real_weights"] is False
+
+
+def test_torch_fidelity_features_equal_torch_fidelitys_own_folder_pipeline(inception_protocols, folders, tmp_path):
+    from torch_fidelity.utils import create_feature_extractor, extract_featuresdict_from_input_id
+
+    from harness.metrics.inception import random_state_dict
+
+    weights = tmp_path / "weights-inception-2015-12-05-6726825d.pth"
+    torch.save(random_state_dict(0), weights)  # torch-fidelity reads the local file: no download
+    fx = create_feature_extractor("inception-v3-compat", ["2048"], cuda=False,
+                                  feature_extractor_weights_path=str(weights))
+    files = folders[0]
+    ref = extract_featuresdict_from_input_id(1, fx, input1=str(files[0].parent), batch_size=8, cuda=False,
+                                             save_cpu_ram=True, verbose=False)["2048"].double().numpy()
+    ours = inception_protocols["torch_fidelity"].features(_decoded(sorted(files)))
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
