@@ -255,7 +255,14 @@ class ImageNetGFIDSuite(Suite):
     # ------------------------------------------------------------------ aggregate (files only)
 
     def _read_features(self, records: Sequence[Mapping[str, Any]], ctx: RunContext):
-        pools, logits, first = [], [], None
+        """(pool3 statistics, (N, 1008) float32 logits, the extractor's description), checking every artifact.
+
+        Pool features are merged into float64 statistics in chunks, so 50,000 items never hold an (N, 2048)
+        float64 array; the logits are kept (the Inception Score needs them all, in plan order).
+        """
+        from harness.metrics.fid import FeatureStats
+
+        stats, pending, logits, first = None, [], [], None
         for rec in ctx.progress(records, desc="imagenet_gfid: reading features", unit="item"):
             try:
                 blob = ctx.artifact_path(rec["features"]).read_bytes()
@@ -266,30 +273,34 @@ class ImageNetGFIDSuite(Suite):
                 raise DataError(f"artifact artifacts/{rec['features']} does not match the sha256 in its record "
                                 f"(item {rec.get('item_id')}); the run directory was modified")
             with np.load(io.BytesIO(blob), allow_pickle=False) as data:
-                pools.append(data["pool"].astype(np.float64))
-                logits.append(data["logits"].astype(np.float64))
+                pending.append(data["pool"].astype(np.float64))
+                logits.append(data["logits"])
                 described = json.loads(str(data[EXTRACTOR_KEY]))
+            if len(pending) >= 1024:
+                stats = (stats or FeatureStats(pending[0].shape[0])).update(np.stack(pending))
+                pending.clear()
             if first is None:
                 first = described
             elif described != first:
                 raise DataError(f"item {rec.get('item_id')}'s features were made by another Inception than item "
                                 f"{records[0].get('item_id')}'s; one run must use one extractor: rerun into a new --out")
-        return np.stack(pools), np.stack(logits), first or {}
+        if pending:
+            stats = (stats or FeatureStats(pending[0].shape[0])).update(np.stack(pending))
+        return stats, np.stack(logits), first or {}
 
     def aggregate(self, records: Iterable[Mapping[str, Any]], ctx: RunContext) -> dict[str, Any]:
         import torch
         from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 
         from harness.io import file_sha256
-        from harness.metrics.fid import FID, FeatureStats, frechet_distance
+        from harness.metrics.fid import FID, frechet_distance
 
         records = list(records)
-        pools, logits, extractor = self._read_features(records, ctx)
+        gen, logits, extractor = self._read_features(records, ctx)
         ref = self.reference()
-        gen = FeatureStats.from_features(pools)
         method = self.cfg.metrics.frechet
         fid, info = frechet_distance(gen.mean, gen.cov, ref.mu, ref.sigma, method=method)
-        isc = isc_features_to_metric(torch.from_numpy(logits), splits=self.cfg.metrics.isc_splits, shuffle=True,
+        isc = isc_features_to_metric(torch.from_numpy(logits.astype(np.float32)), splits=self.cfg.metrics.isc_splits, shuffle=True,
                                      rng_seed=ISC_RNG_SEED)
         full = self.is_full_protocol(len(records))
         models = records[0].get("models") or {}
