@@ -141,15 +141,53 @@ class SkimageDataset:
                 "note": "scikit-image sample pictures, NOT ImageNet"}
 
 
-def build_dataset(kind: str, *, n: int, resolution: int, seed: int = 0):
-    """``kind``: ``shapes`` (n procedural items) or ``skimage_samples`` (the 12 bundled pictures)."""
+class FolderDataset:
+    """Every image under ``root`` (sorted; e.g. an ImageNet split), ADM centre-cropped; caption = a ``.txt`` file
+    beside the image if there is one, else the file's stem. ``n`` (if > 0) takes the first n files."""
+
+    kind = "folder"
+
+    def __init__(self, root: str, resolution: int, n: int = 0):
+        from harness.data.image_io import list_images
+
+        self.root = str(root)
+        self.files = list_images(root)[: n if n > 0 else None]
+        if not self.files:
+            from harness.api import DataError
+
+            raise DataError(f"no images under {root}. Fix: point data.root at a folder of images")
+        self.resolution = int(resolution)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def caption(self, index: int) -> str:
+        txt = self.files[index].with_suffix(".txt")
+        return txt.read_text().strip() if txt.is_file() else self.files[index].stem.replace("_", " ")
+
+    def image(self, index: int) -> np.ndarray:
+        from harness.data.image_io import open_rgb
+        from harness.data.imagenet import adm_center_crop
+
+        return np.asarray(adm_center_crop(open_rgb(self.files[index]), self.resolution))
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "root": self.root, "n": len(self), "resolution": self.resolution}
+
+
+def build_dataset(kind: str, *, n: int, resolution: int, seed: int = 0, root: str | None = None):
+    """``kind``: ``shapes`` (n procedural items), ``skimage_samples`` (the 12 bundled pictures) or ``folder``."""
     if kind == "shapes":
         return ShapesDataset(n, resolution, seed)
     if kind == "skimage_samples":
         return SkimageDataset(resolution)
     from harness.runner.config import ConfigError
 
-    raise ConfigError(f"unknown training dataset kind {kind!r}. Fix: --set data.kind=shapes (or skimage_samples)")
+    if kind == "folder":
+        if not root:
+            raise ConfigError("data kind 'folder' needs a root. Fix: --set <data section>.root=/path/to/images")
+        return FolderDataset(root, resolution, n)
+    raise ConfigError(f"unknown training dataset kind {kind!r}. Fix: use shapes, skimage_samples or folder")
 
 
 def batch_images(dataset, indices: Sequence[int]):
