@@ -17,8 +17,12 @@ Randomness: the pipeline takes ``generator=`` (the scheduler's multinomial draw 
 script passes none. Here each item runs alone with a CPU generator seeded by its seed (the scheduler moves
 probabilities to the generator's device itself), so an image does not depend on its batch.
 
-Untested here (needs the weights): the real loading and sampling; the README installs a specific diffusers from
-source, which this harness's pinned diffusers may not match.
+Checked by hand on a clone of aeba85e with tiny random components saved in the release's folder layout: the
+adapter's images equal a direct ``pipe(...)`` call with the same generator, and the PIL images ``inference.py``
+saves equal ours quantised; an image is the same alone and in a batch. With diffusers 0.42 this needed one patch
+(Meissonic's transformer reaches diffusers' Flux attention processor, which reads ``Attention.head_dim``, absent in
+0.42): the README installs diffusers from source of its time, so run Meissonic in an environment with that
+diffusers. Untested: the real weights.
 """
 from __future__ import annotations
 
@@ -84,6 +88,8 @@ class MeissonicAdapter(CheckoutAdapter, TextToImage):
         scheduler = mods["src.scheduler"].Scheduler.from_pretrained(root, subfolder="scheduler")
         self.pipe = mods["src.pipeline"].Pipeline(vq_model, tokenizer=tokenizer, text_encoder=text,
                                                   transformer=transformer, scheduler=scheduler).to(self.device)
+        if hasattr(self.pipe, "set_progress_bar_config"):  # DiffusionPipeline: one bar per item would flood the log
+            self.pipe.set_progress_bar_config(disable=True)
         self.resolution = int(resolution)
 
     @classmethod
