@@ -1,3 +1,5 @@
+"""``python -m training``: see :mod:`training.cli`."""
 from training.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())
