@@ -144,14 +144,16 @@ class StepsSweepSuite(Suite):
     def requirements(cls, config: Mapping[str, Any] | None = None) -> list:
         """The inner suite's and every swept adapter's files (``doctor steps_sweep`` lists what the sweep needs)."""
         from harness import registry
+        from harness.runner.core import build_config
+        from harness.store import flatten
 
         cfg = cls(dict(config or {})).cfg
         reqs = []
         try:
             inner_cls = registry.resolve("suite", cfg.inner.suite)
-            reqs += list(inner_cls.requirements(inner_cls.default_config()))
+            reqs += list(inner_cls.requirements(build_config(inner_cls, None, flatten(cfg.inner.config))))
         except (UserError, ImportError):
-            pass  # the inner suite is not installed yet: a run says so in validate()
+            pass  # the inner suite is not installed or its config is wrong: a run says so in validate()
         for name in cfg.adapters:
             try:
                 reqs += list(registry.resolve("adapter", name).requirements())

@@ -60,3 +60,12 @@ def test_the_fig11_configuration_with_mar_b_is_checked_without_loading_mar(tmp_p
                                        "dummy-c2i/steps-064"]
     assert suite.point_overrides("mar-b", 64) == {"reference.stats_path": str(tmp_path / "ref.npz"),
                                                  "metrics.inception.random_init_seed": 0, "model.num_steps": 64}
+
+
+def test_doctor_lists_what_the_sweeps_inner_suite_needs_under_the_sweeps_inner_config():
+    random_inception = {"metrics": {"inception": {"random_init_seed": 0}}}
+    reqs = StepsSweepSuite.requirements({"inner": {"suite": "imagenet_gfid", "config": random_inception},
+                                         "adapters": ["dummy-c2i"]})
+    assert [r.name for r in reqs] == ["ImageNet 256x256 gFID reference statistics"]
+    reqs = StepsSweepSuite.requirements({"inner": {"suite": "imagenet_gfid"}, "adapters": ["dummy-c2i"]})
+    assert "FID Inception weights" in [r.name for r in reqs]
