@@ -211,6 +211,10 @@ class StepsSweepSuite(Suite):
         from harness.runner.core import build_config, prepare_suite, resolve_suite_class
 
         inner = self.cfg.inner
+        if int(self.config.get("batch_size", 1)) != 1:  # a batch of points is recorded only when all of it is done
+            raise ConfigError(f"steps_sweep runs one point per batch (batch_size 1) so that each finished point is "
+                              f"recorded at once; got batch_size={self.config.get('batch_size')}. The generator's batch "
+                              f"size is the inner suite's: --set inner.config.batch_size=N")
         if inner.suite == self.name:
             raise ConfigError("steps_sweep: inner.suite cannot be steps_sweep itself. Fix: --set inner.suite=mjhq_fid")
         registry.target("suite", inner.suite)  # unknown name: one line with did-you-mean

@@ -111,6 +111,7 @@ def test_metric_is_an_aggregation_only_key(sweep, tmp_path):
     (["inner.model_per_adapter.dc-ar.config=tiny"], ConfigError, "not in adapters"),
     (["steps=[4,4]"], ConfigError, "distinct positive"),
     (["inner.metric=results."], ConfigError, "dotted summary key"),
+    (["batch_size=4"], ConfigError, "--set inner.config.batch_size=N"),
 ])
 def test_mistakes_are_one_line_before_any_point_runs(tmp_path, overrides, error, words):
     out = tmp_path / "run"
@@ -174,7 +175,6 @@ def test_sigkill_after_k_points_then_rerun_recomputes_none_of_them(tmp_path):
     assert res.summary["results"]["figure_series"] == ref["results"]["figure_series"]
 
 
-@pytest.mark.slow  # four tiny random-init DC-AR runs: ~20 s
 def test_default_adapters_dcar_and_discrete_only_take_num_steps(tmp_path):
     """The sweep's defaults (dc-ar, dc-ar-discrete-only; model.num_steps) on the tiny random-init DC-AR config."""
     out = tmp_path / "run"
