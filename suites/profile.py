@@ -478,7 +478,8 @@ def render_profile(summary: Mapping[str, Any]) -> str:
     for label, m in res["models"].items():
         lat = ((m["batches"].get(str(lat_b)) or {}).get("latency_s") or {}) if lat_b is not None else {}
         spread = f" [{_f(lat.get('p10'))}–{_f(lat.get('p90'))}], n={lat.get('n')}" if lat.get("n") else ""
-        peak = (m["batches"].get(str(thr_b)) or {}).get("peak_memory_bytes") if thr_b is not None else None
+        peak_b = thr_b if thr_b is not None else lat_b
+        peak = (m["batches"].get(str(peak_b)) or {}).get("peak_memory_bytes")
         rows.append((label, m["adapter"], _f(m.get("resolution")), _f(m.get("steps")),
                      _f(m.get("latency_s")) + spread, _f(m.get("throughput_img_per_s")),
                      _f(m.get("latency_ratio_to_reference"), 2), _f(m.get("reference_throughput_ratio"), 2),
@@ -490,7 +491,7 @@ def render_profile(summary: Mapping[str, Any]) -> str:
     table = markdown_table(
         ("model", "adapter", "res", "steps", f"latency s (bs {lat_b}) median [p10–p90]", f"images/s (bs {thr_b})",
          f"latency ÷ {ref}'s", f"{ref}'s throughput ÷ this", "paper latency (A100 fp16)", "paper images/s",
-         f"peak MiB (bs {thr_b})", "status"), rows)
+         f"peak MiB (bs {thr_b if thr_b is not None else lat_b})", "status"), rows)
     parts = [head, table]
     bd_rows = []
     for label, m in res["models"].items():
