@@ -211,8 +211,8 @@ class TrainEfficiencySuite(Suite):
         devices = sorted({r["device"] for r in rows.values()})
         return {
             "preset": self.cfg.preset, "recipes": rows, "speedup_device_hours": speedup, "devices": devices,
-            "paper_table": {rows[r]["label"]: {"GPU_hours": rows[r]["device_hours"], "gFID": rows[r]["gFID"]}
-                            for r in rows},
+            "paper_table": {rows[r]["label"]: {"steps": rows[r]["total_steps"], "GPU_hours": rows[r]["device_hours"],
+                                               "gFID": rows[r]["gFID"]} for r in rows},
             "figure_series": {"fig10": series}, "fig10_steps": self.cfg.fig10_steps,
             "is_paper_metric": not warnings, "warnings": warnings,
         }

@@ -56,9 +56,7 @@ SOURCE_HEADER = "Source"
 DCHT_ADAPTERS = ("dc-ht", "dc-ht-discrete")
 DCHT_PATHS = {"dc-ht": ("continuous", "discrete"), "dc-ht-discrete": ("discrete",)}
 #: suites that will fill cells no suite of this harness measures yet
-PENDING_SUITES = {
-    "train_efficiency": "training steps, GPU hours and the resulting gFID",
-}
+PENDING_SUITES: dict[str, str] = {}
 
 
 # --------------------------------------------------------------------------- the paper's cells
@@ -136,6 +134,26 @@ def _geneval(generator: str, tag: str) -> _Fill:
 
 def _pending(suite: str) -> _Fill:
     return _Fill("pending", suite=suite)
+
+
+def _trained(suite: str, row: str, metric: str) -> _Fill:
+    """A training suite's ``results["paper_table"][row][metric]`` (``generator`` holds the paper's row label)."""
+    return _Fill("trained", generator=row, metric=metric, suite=suite)
+
+
+#: (CSV table, metric) cells whose ours value is a count, printed without decimals
+INTEGER_CELLS = {("Table6_training_cost", "steps")}
+#: cells whose ours value keeps 3 significant digits when the paper's digits would round it to 0
+SIGNIFICANT_CELLS = {("Table6_training_cost", "GPU_hours")}
+#: the training suites and what they fill, for the legend
+TRAINED_SUITES = {
+    "tokenizer_ablation": ("`tokenizer_ablation` fills the two alternative strategies: `dcar-bench run tokenizer_ablation` "
+                           "(paper scale on image folders) or `--config suites/presets/tokenizer_ablation.mini.yaml` "
+                           "(a miniature reproduction on 2 CPU cores)."),
+    "train_efficiency": ("`train_efficiency` fills the training steps (total optimizer steps), device-hours (measured on "
+                         "the device it ran on, not necessarily a GPU) and gFID cells: `dcar-bench run train_efficiency` "
+                         "or `--config suites/presets/train_efficiency.mini.yaml` (a miniature reproduction)."),
+}
 
 
 def _profile(label: str, metric: str) -> _Fill:
@@ -223,17 +241,24 @@ SPECS: tuple[_Spec, ...] = (
         sections=(("Table5_tokenizer_training", None),), name_header="Strategy", descriptors=(),
         metrics=(("discrete_rFID", "Discrete-rFID↓"), ("rFID", "rFID↓")),
         fills={("Table5_tokenizer_training", "Three-stage adaptation (DC-HT)"): {
-            "discrete_rFID": _recon(256, "discrete", "rFID"), "rFID": _recon(256, "continuous", "rFID")}},
-        notes=("*ours*: the released DC-HT (three-stage adaptation) through `imagenet_recon` at 256×256; "
-               "Discrete-rFID is its discrete path, rFID its continuous (hybrid) path. The other two strategies "
-               "are tokenizers trained differently, which are not released: those rows are the paper's only.",),
+            "discrete_rFID": _recon(256, "discrete", "rFID"), "rFID": _recon(256, "continuous", "rFID")},
+            **{("Table5_tokenizer_training", row): {m: _trained("tokenizer_ablation", row, m)
+                                                    for m in ("discrete_rFID", "rFID")}
+               for row in ("Discrete training + alternate fine-tuning", "Continuous warm-up + alternate training")}},
+        notes=("*ours* three-stage row: the released DC-HT (three-stage adaptation) through `imagenet_recon` at "
+               "256×256; Discrete-rFID is its discrete path, rFID its continuous (hybrid) path. The other two "
+               "strategies are not released: their rows are tokenizers trained by `tokenizer_ablation`, which also "
+               "trains the three-stage recipe at the same scale; compare the strategies in its own report section, "
+               "where all three come from one run.",),
     ),
     _Spec(
         "table6", "Table 6. Training cost: pre-training at 256 + fine-tuning at 512 vs training at 512 from scratch",
         sections=(("Table6_training_cost", None),), name_header="Strategy", descriptors=(),
         metrics=(("steps", "Training Steps"), ("GPU_hours", "GPU Hours"), ("gFID", "gFID↓")),
-        fills={("Table6_training_cost", m): {k: _pending("train_efficiency") for k in ("steps", "GPU_hours", "gFID")}
+        fills={("Table6_training_cost", m): {k: _trained("train_efficiency", m, k) for k in ("steps", "GPU_hours", "gFID")}
                for m in ("Pretrain 256 + finetune 512", "From scratch at 512")},
+        notes=("*ours*: `train_efficiency` runs; GPU Hours is the measured device-hours of the optimizer steps "
+               "(summed over ranks) on the device the run names, which may be a CPU.",),
     ),
 )
 
@@ -402,6 +427,17 @@ def _measure(fill: _Fill, runs: Sequence[_Run]) -> list[_Measured]:
             if usable and value is None:
                 missing = f"no {fill.metric} gFID in its summary"
             found.append(_Measured(run, value, missing, partial))
+        elif fill.kind == "trained":
+            if view.suite != fill.suite:
+                continue
+            usable, missing, partial = _run_state(run)
+            table = view.results.get("paper_table") or {}
+            if usable and fill.generator not in table:
+                continue  # this run did not train that recipe
+            value = _as_float((table.get(fill.generator) or {}).get(fill.metric)) if usable else None
+            if usable and value is None:
+                missing = f"no {fill.metric} in its summary"
+            found.append(_Measured(run, value, missing, partial))
         elif fill.kind == "geneval":
             if view.suite != "geneval_detect" or run.generator != fill.generator:
                 continue
@@ -426,7 +462,7 @@ def _waiting(fill: _Fill, runs: Sequence[_Run]) -> list[_Run]:
     """Runs that hold what a not-run cell needs but not its measurement (unscored images, unread suites)."""
     if fill.kind == "geneval":
         return [r for r in runs if r.view.suite == "geneval" and r.view.adapter == fill.generator]
-    if fill.kind == "pending":
+    if fill.kind in ("pending", "trained"):
         return [r for r in runs if r.view.suite == fill.suite]
     if fill.kind == "profile":
         return [r for r in runs if r.view.suite == "profile"]
@@ -602,6 +638,8 @@ class _Builder:
         return head + (list(RATIO_HEADERS) if s.ratios else [])
 
     def digits(self, csv_table: str, metric: str) -> int:
+        if (csv_table, metric) in INTEGER_CELLS:
+            return 0
         return _decimals(m.get(metric) for m in paper_cells()[csv_table].values())
 
     def build(self) -> PaperTable:
@@ -672,7 +710,8 @@ class _Builder:
         p = _number(paper)
         if not found:
             waiting = _waiting(fill, self.runs)
-            self.not_run.setdefault(fill.suite if fill.kind == "pending" else fill.kind, []).extend(waiting)
+            self.not_run.setdefault(fill.suite if fill.kind in ("pending", "trained") else fill.kind,
+                                    []).extend(waiting)
             self.used.update((r.ref, r) for r in waiting)
             self.values.append({"table": csv_table, "model": model, "metric": key, "paper": p, "paper_text": paper,
                                 "ours": None, "diff": None, "status": NOT_RUN, "shown": True, "run": None,
@@ -695,6 +734,8 @@ class _Builder:
             text = m.missing or NOT_RUN
         else:
             text = _fmt(m.value, self.digits(csv_table, key))
+            if (csv_table, key) in SIGNIFICANT_CELLS and m.value and abs(float(text)) == 0:
+                text = f"{m.value:.3g}"  # a miniature run's device-hours would print as 0
             text += f" ({m.partial})" if m.partial else ""
             text += MARK if m.run.reasons else ""
         return text + (f" [{m.run.ref}]" if with_ref else "")
@@ -726,7 +767,9 @@ class _Builder:
                        "elsewhere.")
         for kind, waiting in self.not_run.items():
             refs = ", ".join(f"{r.ref} `{r.name}`" for r in _by_ref({r.ref: r for r in waiting}.values()))
-            if kind in PENDING_SUITES:
+            if kind in TRAINED_SUITES:
+                line = TRAINED_SUITES[kind] + (f" {refs}: `{kind}` runs without that value." if refs else "")
+            elif kind in PENDING_SUITES:
                 line = (f"`{kind}` will fill the {PENDING_SUITES[kind]} cells; this harness has no such suite yet, "
                         "so they say not run.")
                 if refs:
@@ -773,7 +816,7 @@ def _filled_by(fill: _Fill) -> str:
         return "profile"
     if fill.kind == "mjhq":
         return "mjhq_fid"
-    return fill.suite if fill.kind == "pending" else ("imagenet_recon" if fill.kind == "recon" else "geneval_detect")
+    return fill.suite if fill.kind in ("pending", "trained") else ("imagenet_recon" if fill.kind == "recon" else "geneval_detect")
 
 
 def _ref_number(ref: str) -> int:

@@ -81,3 +81,22 @@ def test_discrete_only_and_resume(tmp_path, tiny_extractor):
     recs = [{k: v for k, v in r.items() if k not in ("device_seconds", "device_hours", "stages")}
             for d in ("a", "b") for _, rr in read_all(tmp_path / d / "records") for r in rr.records]
     assert recs[0] == recs[1] and recs[0]["discrete_only"] is True
+
+
+def test_table6_and_table5_cells_are_filled_from_the_training_runs(tmp_path, tiny_extractor):
+    from harness.report.collect import collect_runs
+    from harness.report.paper_tables import build_paper_tables
+
+    _run(tmp_path / "eff")
+    from harness.runner.core import run
+    from tests.suites.test_tokenizer_ablation import TINY as TOK
+
+    run("tokenizer_ablation", None, tmp_path / "tok", overrides={**TOK, "recipes": ["discrete_alternate"]},
+        show_progress=False)
+    tables = {t.id: t for t in build_paper_tables(collect_runs([tmp_path / "eff", tmp_path / "tok"]))}
+    md6, md5 = tables["table6"].to_markdown(), tables["table5"].to_markdown()
+    eff = json.loads((tmp_path / "eff" / "summary.json").read_text())["results"]["recipes"]
+    assert f"{eff['scratch']['gFID']:.2f}" in md6 and "| 5 " in md6.replace("5†", "5 ")  # 3 + 2 steps, no decimals
+    tok = json.loads((tmp_path / "tok" / "summary.json").read_text())["results"]["recipes"]["discrete_alternate"]
+    assert f"{tok['rFID']:.2f}" in md5
+    assert "not run" in md5  # the continuous warm-up + alternate row: no run trained it
