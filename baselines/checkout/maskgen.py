@@ -40,11 +40,13 @@ SPEC = CheckoutSpec(
     expected=("modeling/maskgen.py", "modeling/tatitok.py", "modeling/titok.py", "demo_util.py", "README_MaskGen.md"),
     install="pip install -r requirements.txt", read_commit="942a96fbdd873780179d1b78d5462911528bf8c8")
 
+CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 CLIP = Requirement(
     name="OpenAI CLIP ViT-L/14@336 weights (MaskGen's text encoder)",
-    description=("the open_clip `ViT-L-14-336` / `openai` checkpoint file, e.g. ViT-L-14-336px.pt from "
-                 "OpenAI's CLIP release (the URL open_clip lists for ViT-L-14-336 / openai)"),
-    env_var="DCAR_CLIP_L336_PATH", config_key="clip_weights")
+    description=("what open_clip's `ViT-L-14-336` / `openai` tag loads: a snapshot of "
+                 "timm/vit_large_patch14_clip_336.openai (open_clip_model.safetensors), or that weights file"),
+    env_var="DCAR_CLIP_L336_PATH", config_key="clip_weights", hf_repo="timm/vit_large_patch14_clip_336.openai",
+    must_contain=CLIP_FILES)
 
 
 def _hf(name: str, key: str, env: str, what: str) -> Requirement:
@@ -90,10 +92,20 @@ class _MaskGenAdapter(CheckoutAdapter, TextToImage):
         return [cls.generator_req, cls.tokenizer_req, CLIP]
 
     def _load_clip(self, path: str):
-        """The README's open_clip text tower: ViT-L-14-336 with OpenAI weights, visual tower deleted."""
+        """The README's open_clip text tower: ViT-L-14-336 with OpenAI weights, visual tower deleted.
+
+        The README passes ``pretrained='openai'``; offline, the same weights come from a local file, and
+        ``force_quick_gelu=True`` restores what the ``openai`` tag switches on (OpenAI's CLIP uses QuickGELU; a
+        file path alone would build the model with GELU).
+        """
+        from pathlib import Path
+
         import open_clip
 
-        encoder, _, _ = open_clip.create_model_and_transforms("ViT-L-14-336", pretrained=path)
+        p = Path(path)
+        if p.is_dir():
+            p = next(p / f for f in CLIP_FILES if (p / f).is_file())
+        encoder, _, _ = open_clip.create_model_and_transforms("ViT-L-14-336", pretrained=str(p), force_quick_gelu=True)
         del encoder.visual
         encoder.transformer.batch_first = False
         encoder.eval()

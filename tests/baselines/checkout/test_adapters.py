@@ -453,3 +453,28 @@ def test_every_adapter_with_a_step_count_takes_it_as_num_steps_like_dc_ar():
         params = inspect.signature(cls).parameters
         assert "num_steps" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()), name
         assert "num_steps" in cls.defaults, name
+
+
+def test_maskgen_loads_clip_from_a_snapshot_folder_with_quick_gelu_as_the_openai_tag_does(tmp_path, monkeypatch):
+    import open_clip
+
+    from baselines.checkout.maskgen import MaskGenVQAdapter
+
+    seen = {}
+
+    def fake_create(name, pretrained=None, **kw):
+        seen.update(name=name, pretrained=pretrained, **kw)
+        model = _Clip()
+        model.visual = torch.nn.Linear(1, 1)  # the README deletes the image tower
+        return model, None, None
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", fake_create)
+    snap = tmp_path / "snapshot"
+    snap.mkdir()
+    (snap / "open_clip_model.safetensors").write_bytes(b"w")
+    stand_in = types.SimpleNamespace(device=torch.device("cpu"))
+    encoder, tokenizer = MaskGenVQAdapter._load_clip(stand_in, str(snap))
+    assert seen == {"name": "ViT-L-14-336", "pretrained": str(snap / "open_clip_model.safetensors"),
+                    "force_quick_gelu": True}
+    assert not hasattr(encoder, "visual") and encoder.transformer.batch_first is False
+    assert tokenizer(["a jay"]).shape == (1, 77)
