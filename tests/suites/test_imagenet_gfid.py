@@ -179,3 +179,22 @@ def test_inception_logits_come_with_unchanged_pool3_features():
         InceptionFeatureExtractor(random_init_seed=0, resize="bilinear_pytorch", logits=True)
     with pytest.raises(ValueError, match="logits=True"):
         plain.features_and_logits(images)
+
+
+@pytest.mark.slow  # two tiny gFID runs: ~1 min on 2 busy cores
+def test_a_run_cut_after_its_first_batch_resumes_to_the_same_records_pngs_and_number(tmp_path, reference_npz):
+    sets = [*TINY, *FAST, "batch_size=5", f"reference.stats_path={reference_npz}"]
+    whole = run("imagenet_gfid", "dummy-c2i", tmp_path / "whole", overrides=sets, show_progress=False).summary
+    cut = tmp_path / "cut"
+    run("imagenet_gfid", "dummy-c2i", cut, overrides=sets, show_progress=False, aggregate_when_done=False)
+    records = cut / "records" / "shard-0-of-1.jsonl"
+    lines = records.read_text().splitlines(keepends=True)
+    records.write_text("".join(lines[:5]))  # what a kill after the first batch leaves
+    for name in ("images/00007.png", "inception/00007.npz"):
+        (cut / "artifacts" / name).unlink()
+    again = run("imagenet_gfid", "dummy-c2i", cut, overrides=sets, show_progress=False)
+    assert again.skipped == 5 and again.completed == 5
+    assert records.read_text() == (tmp_path / "whole" / "records" / "shard-0-of-1.jsonl").read_text()
+    for name in ("images/00007.png", "inception/00007.npz"):
+        assert (cut / "artifacts" / name).read_bytes() == (tmp_path / "whole" / "artifacts" / name).read_bytes()
+    assert again.summary["results"]["fid"] == whole["results"]["fid"]
