@@ -6,7 +6,8 @@ differently for each:
 
 * **an explicit generator argument** (Show-o ``t2i_generate(generator=)``, Meissonic ``Pipeline(generator=)``, HART
   ``autoregressive_infer_cfg(g_seed=)``): one generator serves the whole batch, so rows of a batch share a
-  stream. Each item is therefore sampled alone with a generator seeded by its own seed.
+  stream. Each item is therefore sampled alone with a generator seeded by its own seed (and inside
+  :func:`isolated_rng` as well, so a global draw the reading of the code missed is seeded too).
 * **the global RNGs** (MaskGen's ``torch.rand``/``uniform_`` and ``np.random.shuffle`` orders, MAR's
   ``np.random.shuffle`` orders and diffusion noise, HART's orders and diffusion noise): each item is sampled
   alone inside :func:`isolated_rng`, which seeds torch (CPU and CUDA), numpy and ``random`` with the item's seed
@@ -154,26 +155,27 @@ class CheckoutAdapter:
             raise TypeError(f"unknown {type(self).__name__} option(s) {unknown}; known: {sorted(base)}")
         return {**base, **{k: v for k, v in overrides.items() if v is not None}}
 
-    def _run(self, rows: Sequence[Any], seeds: Sequence[int], call: Callable[[list, list], "torch.Tensor"],
-             isolate_global: bool) -> "torch.Tensor":
-        """``call(rows, seeds)`` per item (seeded alone) or once for the batch, by ``rng_mode``."""
+    def _run(self, rows: Sequence[Any], seeds: Sequence[int], call: Callable[[list, list], "torch.Tensor"]
+             ) -> "torch.Tensor":
+        """``call(rows, seeds)`` per item (seeded alone) or once for the batch, by ``rng_mode``; always inside
+        :func:`isolated_rng`, so the official code's global draws are seeded and the caller's RNGs restored."""
         import torch
 
         if len(rows) != len(seeds):
             raise ValueError(f"got {len(rows)} inputs but {len(seeds)} seeds")
+        device = getattr(self, "device", None)
         if self.rng_mode == "batched":
-            with isolated_rng(seeds[0], getattr(self, "device", None)) if isolate_global else contextlib.nullcontext():
+            with isolated_rng(seeds[0], device):
                 return call(list(rows), list(seeds))
         out = []
         for row, seed in zip(rows, seeds):
-            with isolated_rng(seed, getattr(self, "device", None)) if isolate_global else contextlib.nullcontext():
+            with isolated_rng(seed, device):
                 out.append(call([row], [seed]))
         return torch.cat(out)
 
     def _extra(self, **more: Any) -> dict[str, Any]:
-        per_item = ("each item sampled alone, seeded by its own seed"
-                    + (" (global torch/numpy/random RNGs seeded and restored around it)"
-                       if "global" in self.official_rng else " (its own generator)"))
+        per_item = ("each item sampled alone, seeded by its own seed (global torch/numpy/random RNGs seeded with it "
+                    "and restored around it)")
         return {
             "checkout": self.checkout.provenance(),
             "settings": dict(self.settings), "settings_source": self.defaults_source,

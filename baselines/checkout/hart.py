@@ -118,7 +118,7 @@ class HARTAdapter(CheckoutAdapter, TextToImage):
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int], **options: Any):
         s = self._merge(options)
-        return self._run(prompts, seeds, lambda p, sd: self._sample(p, sd, s), isolate_global=True)
+        return self._run(prompts, seeds, lambda p, sd: self._sample(p, sd, s))
 
     def info(self) -> AdapterInfo:
         return AdapterInfo(

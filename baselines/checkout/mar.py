@@ -143,7 +143,7 @@ class MARAdapter(CheckoutAdapter, ClassToImage):
         bad = [c for c in class_ids if not 0 <= int(c) < 1000]
         if bad:
             raise ValueError(f"{self.name}: ImageNet class ids are 0..999, got {bad[:5]}")
-        return self._run([int(c) for c in class_ids], seeds, lambda c, _sd: self._sample(c, s), isolate_global=True)
+        return self._run([int(c) for c in class_ids], seeds, lambda c, _sd: self._sample(c, s))
 
     def info(self) -> AdapterInfo:
         return AdapterInfo(

@@ -134,7 +134,7 @@ class _MaskGenAdapter(CheckoutAdapter, TextToImage):
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int], **options: Any):
         s = self._merge(options)
-        return self._run(prompts, seeds, lambda p, _sd: self._sample(p, s), isolate_global=True)
+        return self._run(prompts, seeds, lambda p, _sd: self._sample(p, s))
 
     def info(self) -> AdapterInfo:
         return AdapterInfo(
