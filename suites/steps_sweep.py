@@ -118,6 +118,17 @@ def numeric_keys(summary: Mapping[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
+def _as_inner_error(exc: UserError, suite: str) -> UserError:
+    """The inner suite's error, prefixed and with its ``--set KEY`` hints spelled as the sweep's keys."""
+    text = str(exc).replace("--set model.", "--set inner.model.").replace("--set ", "--set inner.config.")
+    text = text.replace("--set inner.config.inner.model.", "--set inner.model.")
+    message = f"steps_sweep inner.config for suite {suite!r} (its keys are inner.config.<key> here): {text}"
+    try:
+        return type(exc)(message)
+    except TypeError:  # a subclass with another constructor
+        return UserError(message)
+
+
 class StepsSweepSuite(Suite):
     name = "steps_sweep"
     adapter_kind = None
@@ -236,11 +247,11 @@ class StepsSweepSuite(Suite):
             overrides = self.point_overrides(adapter, it.payload["steps"])
             try:
                 config = build_config(inner_cls, None, overrides, seed=seed)
-            except ConfigError as exc:
-                raise ConfigError(f"steps_sweep inner.config for suite {inner.suite!r}: {exc}") from None
-            if adapter not in checked:  # plan + validate of the inner suite once per adapter (the step count is a
-                checked.add(adapter)    # model option, which no suite validates)
-                prepare_suite(inner_cls, inner.suite, config)
+                if adapter not in checked:  # plan + validate of the inner suite once per adapter (the step count is
+                    checked.add(adapter)    # a model option, which no suite validates)
+                    prepare_suite(inner_cls, inner.suite, config)
+            except UserError as exc:
+                raise _as_inner_error(exc, inner.suite) from None
 
     def _check_adapter(self, name: str, cls: Any, inner_cls: type[Suite]) -> None:
         kind = getattr(cls, "kind", None)

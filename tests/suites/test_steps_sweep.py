@@ -185,3 +185,15 @@ def test_default_adapters_dcar_and_discrete_only_take_num_steps(tmp_path):
     for p in res["points"]:
         info = json.loads((out / p["point_dir"] / "manifest.json").read_text())["adapter_info"]
         assert info["name"] == p["adapter"] and info["steps"] == p["steps"]
+
+
+def test_an_inner_suites_missing_file_is_named_with_the_sweeps_key(tmp_path):
+    """imagenet_gfid's missing reference file, found before any point runs, says which sweep key sets it."""
+    from harness.api import MissingResourceError
+
+    sets = ["steps=[4]", "adapters=[dummy-c2i]", "inner.suite=imagenet_gfid", "inner.metric=results.fid",
+            "inner.config.metrics.inception.random_init_seed=0", f"inner.config.reference.stats_path={tmp_path}/no.npz"]
+    with pytest.raises(MissingResourceError) as exc:
+        run("steps_sweep", None, tmp_path / "run", overrides=sets, show_progress=False)
+    assert "--set inner.config.reference.stats_path=" in str(exc.value) and "imagenet_gfid" in str(exc.value)
+    assert not (tmp_path / "run").exists()
