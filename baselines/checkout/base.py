@@ -128,6 +128,8 @@ class CheckoutAdapter:
     defaults_source: ClassVar[str] = ""
     #: how the official code draws its noise ("generator argument" or "global RNG"), for the record
     official_rng: ClassVar[str] = ""
+    #: the official sampler moves tensors with .cuda() itself (MAR, MaskGen-KL, HART)
+    cuda_only: ClassVar[bool] = False
     checkout: Checkout
 
     @classmethod
@@ -141,6 +143,17 @@ class CheckoutAdapter:
     def _open_checkout(self, repo: str | None, modules: Sequence[str]) -> dict[str, Any]:
         self.checkout = find_checkout(self.spec, repo)
         return import_from_checkout(self.checkout, modules)
+
+    def _resolve_device(self, device: str) -> "torch.device":
+        """``auto`` = CUDA when available; a CUDA-only sampler on another device is refused before it loads."""
+        import torch
+
+        dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                           "cpu" if device == "auto" else device)
+        if self.cuda_only and dev.type != "cuda":
+            raise ValueError(f"{self.spec.name}'s official sampler calls .cuda() itself, so it runs on a CUDA device "
+                             f"only; got device={dev} (set model.device=cuda on a machine with a GPU)")
+        return dev
 
     def _init_settings(self, rng_mode: str, overrides: Mapping[str, Any]) -> None:
         if rng_mode not in RNG_MODES:

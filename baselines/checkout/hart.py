@@ -65,6 +65,7 @@ class HARTAdapter(CheckoutAdapter, TextToImage):
     defaults_source: ClassVar[str] = ("sample.py defaults (cfg 4.5, max_token_length 300, LLM system prompt, EMA); "
                                       "more_smooth False as the code says for FID benchmarking")
     official_rng: ClassVar[str] = "g_seed generator for Gumbel sampling + global numpy/torch RNGs (orders, diffusion)"
+    cuda_only: ClassVar[bool] = True
 
     def __init__(self, repo: str | None = None, weights: str | None = None, text_model: str | None = None,
                  use_ema: bool = True, max_token_length: int = 300, use_llm_system_prompt: bool = True,
@@ -78,8 +79,7 @@ class HARTAdapter(CheckoutAdapter, TextToImage):
         from transformers import AutoModel, AutoTokenizer
 
         self._utils = mods["hart.utils"]
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   "cpu" if device == "auto" else device)
+        self.device = self._resolve_device(device)
         model_path = self.weights_paths[WEIGHTS.name]
         model = AutoModel.from_pretrained(str(model_path)).to(self.device)
         if use_ema:

@@ -88,13 +88,13 @@ class MARAdapter(CheckoutAdapter, ClassToImage):
                                       "cfg 2.9, linear, "
                                       "temperature 1.0, 100 diffusion steps: MAR README MAR-B evaluation command")
     official_rng: ClassVar[str] = "global numpy (orders) and torch (diffusion noise) RNGs"
+    cuda_only: ClassVar[bool] = True
 
     def __init__(self, repo: str | None = None, weights: str | None = None, vae_weights: str | None = None,
                  model_type: str = "mar_base", diffloss_d: int = 6, diffloss_w: int = 1024,
                  num_sampling_steps: int = 100, device: str = "auto", autocast: bool = True,
                  rng_mode: str = "per_item", num_steps: int | None = None, cfg: float | None = None,
                  cfg_schedule: str | None = None, temperature: float | None = None):
-        import torch
 
         self._init_settings(rng_mode, {"num_steps": num_steps, "cfg": cfg, "cfg_schedule": cfg_schedule,
                                        "temperature": temperature})
@@ -104,8 +104,7 @@ class MARAdapter(CheckoutAdapter, ClassToImage):
             str(root / "pretrained_models" / "mar" / model_type / "checkpoint-last.pth"),))
         vae_req = dataclasses.replace(KL16, default_paths=(str(root / "pretrained_models" / "vae" / "kl16.ckpt"),))
         self.weights_paths = locate_weights([(mar_req, weights), (vae_req, vae_weights)])
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   "cpu" if device == "auto" else device)
+        self.device = self._resolve_device(device)
         self.autocast = bool(autocast)
         self.model_type = model_type
         self.build = {"buffer_size": 64, "diffloss_d": int(diffloss_d), "diffloss_w": int(diffloss_w),

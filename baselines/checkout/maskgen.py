@@ -68,15 +68,13 @@ class _MaskGenAdapter(CheckoutAdapter, TextToImage):
     def __init__(self, repo: str | None = None, weights: str | None = None, tokenizer_weights: str | None = None,
                  clip_weights: str | None = None, device: str = "auto", rng_mode: str = "per_item",
                  **settings: Any):
-        import torch
 
         self._init_settings(rng_mode, settings)
         mods = self._open_checkout(repo, ["modeling.tatitok", "modeling.maskgen"])
         paths = locate_weights([(self.generator_req, weights), (self.tokenizer_req, tokenizer_weights),
                                 (CLIP, clip_weights)])
         self.paths = paths
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   "cpu" if device == "auto" else device)
+        self.device = self._resolve_device(device)
         gen_cls = getattr(mods["modeling.maskgen"], "MaskGen_VQ" if self.variant == "vq" else "MaskGen_KL")
         self.tokenizer = mods["modeling.tatitok"].TATiTok.from_pretrained(str(paths[self.tokenizer_req.name]))
         self.generator = gen_cls.from_pretrained(str(paths[self.generator_req.name]))
@@ -173,6 +171,7 @@ class MaskGenKLAdapter(_MaskGenAdapter):
 
     name: ClassVar[str] = "maskgen-kl"
     variant: ClassVar[str] = "kl"
+    cuda_only: ClassVar[bool] = True  # sample_tokens / sample_orders / mask_by_order call .cuda()
     generator_req: ClassVar[Requirement] = _hf("generator_maskgen_kl_l", "weights", "DCAR_MASKGEN_KL_PATH",
                                                "MaskGen-L KL generator")
     tokenizer_req: ClassVar[Requirement] = _hf("tokenizer_tatitok_bl32_vae", "tokenizer_weights",

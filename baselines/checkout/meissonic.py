@@ -69,7 +69,6 @@ class MeissonicAdapter(CheckoutAdapter, TextToImage):
                  resolution: int = 1024, device: str = "auto", rng_mode: str = "per_item",
                  num_steps: int | None = None, guidance_scale: float | None = None,
                  negative_prompt: str | None = None):
-        import torch
 
         self._init_settings(rng_mode, {"num_steps": num_steps, "guidance_scale": guidance_scale,
                                        "negative_prompt": negative_prompt})
@@ -79,8 +78,7 @@ class MeissonicAdapter(CheckoutAdapter, TextToImage):
         from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
         root = str(self.weights_paths[WEIGHTS.name])
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   "cpu" if device == "auto" else device)
+        self.device = self._resolve_device(device)
         transformer = mods["src.transformer"].Transformer2DModel.from_pretrained(root, subfolder="transformer")
         vq_model = VQModel.from_pretrained(root, subfolder="vqvae")
         text = CLIPTextModelWithProjection.from_pretrained(str(self.weights_paths[TEXT_ENCODER.name]))

@@ -71,7 +71,6 @@ class ShowoAdapter(CheckoutAdapter, TextToImage):
                  llm: str | None = None, config_file: str = "configs/showo_demo_512x512.yaml", device: str = "auto",
                  rng_mode: str = "per_item", num_steps: int | None = None, guidance_scale: float | None = None,
                  temperature: float | None = None, mask_schedule: str | None = None):
-        import torch
 
         self._init_settings(rng_mode, {"num_steps": num_steps, "guidance_scale": guidance_scale,
                                        "temperature": temperature, "mask_schedule": mask_schedule})
@@ -84,8 +83,7 @@ class ShowoAdapter(CheckoutAdapter, TextToImage):
         if not self.config_path.is_file():
             raise FileNotFoundError(f"Show-o config {self.config_path} (model.config_file) does not exist")
         self.config = OmegaConf.load(self.config_path)
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   "cpu" if device == "auto" else device)
+        self.device = self._resolve_device(device)
         models, prompting = mods["models"], mods["training.prompting_utils"]
         self._models, self._prompting = models, prompting
         tokenizer = AutoTokenizer.from_pretrained(str(paths[PHI.name]), padding_side="left")

@@ -49,13 +49,11 @@ class TiTokAdapter(BatchPadding, CheckoutAdapter, ImageTokenizer):
 
     def __init__(self, repo: str | None = None, weights: str | None = None, device: str = "auto",
                  posterior_seed: int = 0):
-        import torch
 
         self._init_settings("per_item", {})
         mods = self._open_checkout(repo, ["modeling.titok"])
         self.weights_paths = locate_weights([(WEIGHTS, weights)])
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   "cpu" if device == "auto" else device)
+        self.device = self._resolve_device(device)
         self.model = mods["modeling.titok"].TiTok.from_pretrained(str(self.weights_paths[WEIGHTS.name]))
         self.model.eval()
         self.model.requires_grad_(False)

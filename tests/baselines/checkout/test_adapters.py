@@ -202,8 +202,10 @@ def test_maskgen_vq_passes_readme_settings(maskgen):
     _global_rng_untouched(lambda: adapter.generate(["a", "b"], [1, 2]))
 
 
-def test_maskgen_kl_passes_readme_settings(maskgen):
+def test_maskgen_kl_passes_readme_settings(maskgen, monkeypatch):
     from baselines.checkout.maskgen import MaskGenKLAdapter
+
+    monkeypatch.setattr(MaskGenKLAdapter, "cuda_only", False)  # the fake sampler runs on CPU
 
     adapter = maskgen(MaskGenKLAdapter)
     _convention(adapter.generate(["a"], [9]), 1, 8)
@@ -273,6 +275,9 @@ def test_mar_finds_weights_where_download_py_puts_them_and_passes_readme_setting
 
     for var in ("DCAR_MAR_B_CKPT", "DCAR_MAR_VAE_CKPT"):
         monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ValueError, match=r"calls \.cuda\(\) itself.*model.device=cuda"):
+        MARAdapter(repo=str(mar_repo), device="cpu")
+    monkeypatch.setattr(MARAdapter, "cuda_only", False)  # the fake sampler runs on CPU
     adapter = MARAdapter(repo=str(mar_repo), device="cpu")
     assert isinstance(adapter, ClassToImage)
     _convention(adapter.generate([207, 360], [1, 2]), 2, 16)
@@ -327,6 +332,7 @@ def hart(checkout, weights_dir, monkeypatch):
                f"{llm}/ema_model.bin")
     from baselines.checkout.hart import HARTAdapter
 
+    monkeypatch.setattr(HARTAdapter, "cuda_only", False)  # the fake sampler runs on CPU
     return lambda **kw: HARTAdapter(repo=repo, weights=llm, text_model=text, device="cpu", **kw)
 
 
