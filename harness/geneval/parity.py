@@ -126,6 +126,8 @@ def render(summary: Mapping[str, Any]) -> str:
              f"; same per-class counts: {summary['same_counts']}/{n}",
              f"max |box difference| {summary['max_box_diff']:.3g} px, max |score difference| "
              f"{summary['max_score_diff']:.3g}, mask pixels differing {summary['mask_pixels_differing']}"]
+    if n != 2212:
+        lines.append(f"(a full GenEval folder has 2,212 images; this one has {n})")
     bad = [r for r in summary["per_image"] if not r["verdict_agrees"]]
     for r in bad[:20]:
         lines.append(f"  verdict differs: {r['file']} ({r['tag']}): mmdet {r['verdict_mmdet']}, "

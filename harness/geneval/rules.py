@@ -84,7 +84,7 @@ GENEVAL_METRIC = MetricSpec(
         "aggregation": "overall = unweighted mean of the 6 per-tag image accuracies",
         "samples_per_prompt": SAMPLES_PER_PROMPT,
         "num_prompts": NUM_PROMPTS,
-        "detector": "Mask2Former Swin-S COCO instance segmentation (mmdet)",
+        "detector": "Mask2Former Swin-S COCO instance segmentation, GenEval's mmdet weights (transformers or mmdet backend)",
         "color_classifier": "open_clip ViT-L-14 openai, 3 templates, grey #999 fill, crop to box",
     },
     reference="djghosh13/geneval af4902f evaluation/evaluate_images.py + summary_scores.py (rules ported; "
