@@ -1,4 +1,8 @@
-"""The GenEval object detector: Mask2Former Swin-S (COCO instance segmentation) through mmdet 3.
+"""The GenEval detector's mmdet backend: Mask2Former Swin-S (COCO instance segmentation) through mmdet 3.
+
+(The default backend is :mod:`harness.geneval.hf_mask2former`, the same network and weights through
+transformers; this one is kept, in the ``geneval-mmdet`` extra, to cross-check it. ``RawDetections``,
+the checkpoint requirement and file resolution here are shared by both.)
 
 Why mmdet 3.3.0 and not the official mmdet 2.x: both run on CPU without compiled ops
 (see :mod:`harness.geneval.mmcv_ops`), but only mmdet 3.3.0 + mmcv-lite 2.1.0 + mmengine

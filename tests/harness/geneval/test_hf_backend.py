@@ -273,3 +273,19 @@ def test_report_names_the_backend_and_weights():
                           "device": "cuda"})
     assert line == ("Detector: Mask2Former Swin-S COCO, backend transformers (transformers 5.24.0, torch 2.14.1); "
                     "checkpoint sha256 cdcdcdcdcdcd (mmdet2), converted weights sha256 abababababab; device cuda.")
+
+
+def test_load_models_dispatches_on_the_backend(monkeypatch):
+    from harness.geneval import color, detection, detector, hf_mask2former
+    from harness.geneval.config import DetectConfig
+    from suites.geneval_detect import GenEvalDetectSuite
+
+    calls = []
+    monkeypatch.setattr(hf_mask2former, "load_hf_detector", lambda ckpt, **kw: calls.append(("transformers", kw)))
+    monkeypatch.setattr(detector, "load_detector", lambda cfg, ckpt, **kw: calls.append(("mmdet", kw)))
+    monkeypatch.setattr(color, "load_color_classifier", lambda *a, **kw: None)
+    base = {**GenEvalDetectSuite.default_config(), "random_weights": True, "random_init_seed": 3}
+    for backend in ("transformers", "mmdet"):
+        detection.load_models(DetectConfig.from_mapping({**base, "detector_backend": backend}))
+    assert calls == [("transformers", {"device": "cpu", "random_init_seed": 3}),
+                     ("mmdet", {"device": "cpu", "random_init_seed": 3})]
