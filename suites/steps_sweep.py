@@ -349,8 +349,18 @@ class StepsSweepSuite(Suite):
             "is_paper_metric": paper,
             "warnings": warnings,
         }
-        summary["plot"] = self._draw(figure, series, ctx)
+        y_label = self.y_label()
+        if y_label:  # the report's figure builder titles the y axis with it (default: gFID)
+            summary["figure_y_label"] = {figure: y_label}
+        summary["plot"] = self._draw(figure, series, y_label, ctx)
         return summary
+
+    def y_label(self) -> str | None:
+        """``report.y_label``, else the metric's name when it is not a FID (None: the figures' gFID default)."""
+        if self.cfg.report.y_label:
+            return self.cfg.report.y_label
+        metric = self.cfg.inner.metric
+        return None if "fid" in metric.lower() else f"{metric} ({self.cfg.inner.metric_direction} is better)"
 
     def figure_id_from(self, ctx: RunContext) -> str:
         """``figure`` of the config; ``auto`` decided from the inner suite's adapter kind (the registry, no model)."""
@@ -359,7 +369,8 @@ class StepsSweepSuite(Suite):
         except UserError:
             return "fig6"
 
-    def _draw(self, figure: str, series: Sequence[Mapping[str, Any]], ctx: RunContext) -> dict[str, Any]:
+    def _draw(self, figure: str, series: Sequence[Mapping[str, Any]], y_label: str | None,
+              ctx: RunContext) -> dict[str, Any]:
         """The figure's PNG in ``<run_dir>/figures/`` and its plotted numbers in ``figures/<id>.json`` beside it."""
         from harness.io import atomic_write_bytes, dump_json
 
@@ -367,9 +378,7 @@ class StepsSweepSuite(Suite):
             from harness.report.figures import GFID_Y_LABEL, Series, plot_gfid_vs_steps, plot_mar_steps
         except ImportError as exc:  # matplotlib belongs to the report extra
             return {"png": None, "reason": f"not drawn: {exc}"}
-        y_label = self.cfg.report.y_label or (GFID_Y_LABEL if "fid" in self.cfg.inner.metric.lower()
-                                              else f"{self.cfg.inner.metric} ({self.cfg.inner.metric_direction} "
-                                                   f"is better)")
+        y_label = y_label or GFID_Y_LABEL
         plot = plot_mar_steps if figure == "fig11" else plot_gfid_vs_steps
         try:
             fig = plot([Series(s["label"], s["x"], s["y"], False, s["real_weights"]) for s in series], ctx.run_dir,

@@ -192,6 +192,15 @@ def series_from_runs(runs: Sequence[RunView], figure_id: str) -> list[Series]:
     return out
 
 
+def _y_label(runs: Sequence[RunView], figure_id: str) -> str | None:
+    """The y-axis title the runs behind a figure ask for (``results["figure_y_label"][id]``), when they all agree.
+
+    Why: a sweep may plot another number than gFID (a smoke run's stand-in metric); its axis must say so.
+    """
+    labels = {str(v) for r in runs if (v := (r.results.get("figure_y_label") or {}).get(figure_id))}
+    return labels.pop() if len(labels) == 1 else None
+
+
 #: (figure id, title, plot function, what would fill it, what it shows)
 LINE_FIGURES: tuple[tuple[str, str, Callable[..., Figure], str, str], ...] = (
     ("fig6", FIG6_TITLE, plot_gfid_vs_steps,
@@ -218,5 +227,7 @@ def build_figures(runs: Sequence[RunView], out_dir: str | Path) -> list[Figure]:
     line = {}
     for figure_id, title, plot, needs, caption in LINE_FIGURES:
         series = series_from_runs(runs, figure_id)
-        line[figure_id] = plot(series, out_dir) if series else not_run(figure_id, title, needs, caption)
+        y_label = _y_label(runs, figure_id)
+        line[figure_id] = (plot(series, out_dir, **({"y_label": y_label} if y_label else {})) if series
+                           else not_run(figure_id, title, needs, caption))
     return [line["fig6"], *geneval_grids(runs, out_dir), line["fig10"], line["fig11"], *recon_grids(runs, out_dir)]

@@ -81,6 +81,7 @@ def test_report_embeds_the_png_and_the_report_directory_draws_fig6(sweep, tmp_pa
     write_report_dir([out], tmp_path / "report")
     fig6 = next(f for f in read_index(tmp_path / "report")["figures"] if f["id"] == "fig6")
     assert fig6["status"] == "drawn" and (tmp_path / "report" / fig6["path"]).is_file()
+    assert summary["results"]["figure_y_label"] == {"fig6": f"{METRIC} (lower is better)"}  # not a gFID: said so
     # the report directory's copy of the plotted numbers (figures/fig6.json beside the PNG) shows the records
     data = json.loads((tmp_path / "report" / fig6["data"]).read_text())["data"]
     by_steps = {r["steps"]: r["values"][METRIC] for r in _records(out)}
