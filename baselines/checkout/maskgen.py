@@ -19,12 +19,18 @@ The harness option ``num_steps`` is passed as ``num_sample_steps`` (VQ) or ``num
 positional embedding -> transformer -> ``ln_final``), clamped to [0, 1]. 256 x 256 images. The L models are the
 ones DC-AR compares against (MJHQ gFID 7.74 VQ / 7.24 KL, as in the MaskGen README).
 
+Environment: ``open_clip_text_encoding`` in ``modeling/maskgen.py`` unpacks ``(pooled, tokens)`` from open_clip's
+``text_global_pool``, which returns only the pooled tensor from open_clip_torch 3.0 on, so MaskGen needs
+``open_clip_torch<3`` (refused in one line otherwise). Checked by hand with open_clip_torch 2.30.0 on a clone of
+942a96f, tiny random ``MaskGen_VQ`` + ``TATiTok`` and a random ViT-B-32 text tower: the adapter's images equal the
+README's sequence run by hand with the same seed, and an image is the same alone and in a batch.
+
 Randomness: both samplers draw from the global RNGs (``torch.rand``/``uniform_`` Gumbel noise, ``np.random.shuffle``
 orders in KL, diffusion noise) and the README seeds them globally (``torch.manual_seed(42)``). Here each item runs
 alone inside :func:`baselines.checkout.base.isolated_rng` (torch, CUDA, numpy and ``random`` seeded with the item's
 seed and restored afterwards). The KL sampler calls ``.cuda()`` itself, so it runs on a CUDA machine only.
 
-Untested here (needs weights and a GPU): the real TATiTok/MaskGen/open_clip loading and sampling.
+Untested here (needs weights and a GPU): the released weights, the CLIP ViT-L-14-336 loading, the KL sampler.
 """
 from __future__ import annotations
 
@@ -100,6 +106,14 @@ class _MaskGenAdapter(CheckoutAdapter, TextToImage):
 
         import open_clip
 
+        from harness.api import MissingDependencyError
+
+        major = int(str(getattr(open_clip, "__version__", "0")).split(".")[0] or 0)
+        if major >= 3:
+            raise MissingDependencyError(
+                f"MaskGen's modeling/maskgen.py (commit {SPEC.read_commit[:7]}) unpacks two values from open_clip's "
+                f"text_global_pool, which returns one in open_clip_torch {open_clip.__version__}; install "
+                "'open_clip_torch<3' (2.30.0 checked) in the environment that runs the checkout")
         p = Path(path)
         if p.is_dir():
             p = next(p / f for f in CLIP_FILES if (p / f).is_file())

@@ -475,6 +475,12 @@ def test_maskgen_loads_clip_from_a_snapshot_folder_with_quick_gelu_as_the_openai
         return model, None, None
 
     monkeypatch.setattr(open_clip, "create_model_and_transforms", fake_create)
+    monkeypatch.setattr(open_clip, "__version__", "3.3.0")
+    from harness.api import MissingDependencyError
+
+    with pytest.raises(MissingDependencyError, match="open_clip_torch<3"):
+        MaskGenVQAdapter._load_clip(types.SimpleNamespace(device=torch.device("cpu")), str(tmp_path))
+    monkeypatch.setattr(open_clip, "__version__", "2.30.0")  # what MaskGen's text encoding works with
     snap = tmp_path / "snapshot"
     snap.mkdir()
     (snap / "open_clip_model.safetensors").write_bytes(b"w")
