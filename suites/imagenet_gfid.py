@@ -296,6 +296,10 @@ class ImageNetGFIDSuite(Suite):
         from harness.metrics.fid import FID, frechet_distance
 
         records = list(records)
+        if len(records) < max(2, self.cfg.metrics.isc_splits):
+            raise ConfigError(f"imagenet_gfid: {len(records)} images cannot give a covariance and "
+                              f"{self.cfg.metrics.isc_splits} Inception Score splits. Fix: --set "
+                              f"metrics.isc_splits={max(1, min(10, len(records)))}")
         gen, logits, extractor = self._read_features(records, ctx)
         ref = self.reference()
         method = self.cfg.metrics.frechet
