@@ -117,7 +117,7 @@ class TokenizerAblationSuite(Suite):
         import torch
 
         from baselines.dcar.tokenizer import DCHT
-        from harness.io import file_sha256, npz_bytes
+        from harness.io import canonical_json, file_sha256, npz_bytes
         from training.evaluate import recon_features
         from training.loop import device_name, read_loss_log
         from training.suite_support import downsample_curve, resolve_device
@@ -132,8 +132,12 @@ class TokenizerAblationSuite(Suite):
                                                                   leave=False))
         model = DCHT.from_pretrained(out / "final", device=device)
         extractor = self.cfg.inception.extractor(device)
+        key = canonical_json([self.cfg.eval_data.__dict__, self.cfg.resolution, extractor.describe()])
+        cache = self.__dict__.setdefault("_real_features", {})  # same images for every recipe: extract once
         ev = recon_features(model, self.cfg.eval_data.build(self.cfg.resolution), extractor, device=device,
+                            real=cache.get(key),
                             progress=lambda it: ctx.progress(it, desc=f"evaluate {item.id}", leave=False))
+        cache[key] = ev["features"]["real"]
         rel = f"features/{item.id}.npz"
         sha = ctx.write_artifact(rel, npz_bytes(**ev["features"]), item_id=item.id)
         stages = [{k: s[k] for k in ("stage", "epochs", "steps", "device_seconds")} for s in result["stages"]]

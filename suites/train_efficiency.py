@@ -130,7 +130,7 @@ class TrainEfficiencySuite(Suite):
         import torch
 
         from baselines.dcar.generator import DCAR
-        from harness.io import file_sha256, npz_bytes
+        from harness.io import canonical_json, file_sha256, npz_bytes
         from training.evaluate import generation_features
         from training.generator import train_generator
         from training.loop import device_name, read_loss_log
@@ -154,9 +154,13 @@ class TrainEfficiencySuite(Suite):
         eval_ds = self.cfg.eval_data.build(cfg.high_resolution)
         seeds = [ctx.item_seed(f"eval/{i}") for i in range(len(eval_ds))]  # the same for every recipe
         sampling = {f.name: getattr(self.sampling_options(), f.name) for f in dc.fields(self.sampling_options())}
+        key = canonical_json([self.cfg.eval_data.__dict__, cfg.high_resolution, extractor.describe()])
+        cache = self.__dict__.setdefault("_real_features", {})  # same images for every recipe: extract once
         feats = generation_features(generator, tokenizer, text, eval_ds, seeds, extractor,
                                     discrete_only=cfg.discrete_only, sampling=sampling, device=device,
+                                    real_features=cache.get(key),
                                     progress=lambda it: ctx.progress(it, desc=f"generate {item.id}", leave=False))
+        cache[key] = feats["real"]
         rel = f"features/{item.id}.npz"
         sha = ctx.write_artifact(rel, npz_bytes(**feats), item_id=item.id)
         stages = [{k: s[k] for k in ("stage", "resolution", "steps", "device_seconds")} for s in result["stages"]]

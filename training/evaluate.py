@@ -36,8 +36,10 @@ def reconstruct(model, x: torch.Tensor, path: str) -> torch.Tensor:
 
 
 def recon_features(model, dataset, extractor, *, batch: int = 16, device: str | torch.device = "cpu",
-                   progress=None) -> dict[str, Any]:
-    """Features of the real images and of each path's reconstructions, plus per-image PSNR per path."""
+                   progress=None, real: np.ndarray | None = None) -> dict[str, Any]:
+    """Features of the real images and of each path's reconstructions, plus per-image PSNR per path.
+
+    ``real``: the real images' features if already computed (they do not depend on the tokenizer)."""
     from harness.metrics.recon import psnr_per_image
 
     model = model.to(device).eval()
@@ -46,20 +48,24 @@ def recon_features(model, dataset, extractor, *, batch: int = 16, device: str | 
     starts = range(0, len(dataset), batch)
     for s in (progress(starts) if progress else starts):
         x = batch_images(dataset, range(s, min(len(dataset), s + batch)))
-        real = (x * 0.5 + 0.5).clamp(0, 1)
-        feats["real"].append(extractor(real))
+        images = (x * 0.5 + 0.5).clamp(0, 1)
+        if real is None:
+            feats["real"].append(extractor(images))
         for p in PATHS:
             rec = reconstruct(model, x.to(device), p).cpu()
             feats[p].append(extractor(rec))
-            psnr[p] += [float(v) for v in psnr_per_image(real, rec)]
-    return {"features": {k: np.concatenate(v) for k, v in feats.items()}, "psnr": psnr}
+            psnr[p] += [float(v) for v in psnr_per_image(images, rec)]
+    out = {"real": np.concatenate(feats["real"]) if real is None else real,
+           **{p: np.concatenate(feats[p]) for p in PATHS}}  # fixed key order: the npz bytes are hashed
+    return {"features": out, "psnr": psnr}
 
 
 @torch.no_grad()
 def generation_features(generator, tokenizer, text_encoder, dataset, seeds: Sequence[int], extractor, *,
                         discrete_only: bool, sampling: dict[str, Any], batch: int = 8,
-                        device: str | torch.device = "cpu", progress=None) -> dict[str, np.ndarray]:
-    """Features of the dataset's real images and of images generated from its captions (one per item)."""
+                        device: str | torch.device = "cpu", progress=None,
+                        real_features: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Features of the dataset's real images (unless given) and of images generated from its captions (one per item)."""
     from baselines.dcar.generator.sampler import SamplingOptions
     from baselines.dcar.pipeline import DCARPipeline
 
@@ -69,7 +75,9 @@ def generation_features(generator, tokenizer, text_encoder, dataset, seeds: Sequ
     starts = range(0, len(dataset), batch)
     for s in (progress(starts) if progress else starts):
         idx = list(range(s, min(len(dataset), s + batch)))
-        real.append(extractor((batch_images(dataset, idx) * 0.5 + 0.5).clamp(0, 1)))
+        if real_features is None:
+            real.append(extractor((batch_images(dataset, idx) * 0.5 + 0.5).clamp(0, 1)))
         out = pipe([dataset.caption(i) for i in idx], [int(seeds[i]) for i in idx], options=options)
         fake.append(extractor(out.images))
-    return {"real": np.concatenate(real), "generated": np.concatenate(fake)}
+    return {"real": np.concatenate(real) if real_features is None else real_features,
+            "generated": np.concatenate(fake)}
