@@ -145,7 +145,8 @@ class TrainEfficiencySuite(Suite):
         datasets = {"low": self.cfg.train_data.build(cfg.low_resolution),
                     "high": self.cfg.train_data.build(cfg.high_resolution)}
         out = ctx.artifacts_dir / "train" / item.id
-        ident = {"tokenizer": str(self.cfg.tokenizer), "text_encoder": str(self.cfg.text_encoder)}
+        ident = {"tokenizer": str(self.cfg.tokenizer), "text_encoder": str(self.cfg.text_encoder),
+                 "tokenizer_state_sha256": _state_digest(tokenizer)}  # a checkpoint of other weights is refused
         result = train_generator(cfg, datasets, tokenizer, text, out, device=device, identity=ident,
                                  progress=lambda it: ctx.progress(it, desc=f"train {item.id}", unit="step",
                                                                   leave=False))
@@ -244,3 +245,15 @@ class TrainEfficiencySuite(Suite):
             out.append(f"\nScratch ÷ pre-train+fine-tune device-hours: {res['speedup_device_hours']:.2f}× "
                        f"(the paper: 1440 ÷ 760 = 1.89×).")
         return "\n".join(out) + "\n"
+
+
+def _state_digest(module) -> str:
+    """sha256 over a module's state_dict (names, shapes and bytes), for the training checkpoints' identity."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(str(tuple(v.shape)).encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
