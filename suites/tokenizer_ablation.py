@@ -102,6 +102,11 @@ class TokenizerAblationSuite(Suite):
                     raise MissingResourceError(f"{section}.root {d.root!r} is not a folder of images. Fix: "
                                                f"--set {section}.root=/path/to/images (e.g. ImageNet train / val), "
                                                f"or use the mini preset (procedural shapes)")
+        loss = self.train_config(items[0].id).loss if items else None
+        if loss is not None and loss.perceptual_weight and loss.lpips_random_backbone_seed is None:
+            from harness.metrics.recon import resolve_alexnet_path
+
+            resolve_alexnet_path(loss.lpips_backbone_path)  # the perceptual loss's trunk, before anything trains
         inc = self.cfg.inception
         if inc.random_init_seed is None:
             from harness.metrics.inception import resolve_weights_path

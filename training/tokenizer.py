@@ -135,10 +135,12 @@ def build_dcht(cfg: TokenizerTrainConfig):
         return DCHT(mcfg)
 
 
-def build_perceptual(loss: TokenizerLossConfig, device: torch.device) -> tuple[torch.nn.Module, str]:
-    """The LPIPS network (frozen; gradients flow to its inputs) and its weights id."""
+def build_perceptual(loss: TokenizerLossConfig, device: torch.device) -> tuple[torch.nn.Module | None, str]:
+    """The LPIPS network (frozen; gradients flow to its inputs) and its weights id; None when its weight is 0."""
     from harness.metrics.recon import LPIPS
 
+    if not loss.perceptual_weight:
+        return None, "none (perceptual_weight 0)"
     m = LPIPS(loss.lpips_backbone_path, random_backbone_seed=loss.lpips_random_backbone_seed, device=device)
     return m.model, m.weights_id
 

@@ -93,3 +93,11 @@ def test_missing_folder_is_one_line_before_training(tmp_path):
     with pytest.raises(MissingResourceError, match="train_data.root"):
         _run(tmp_path / "x", train_data={"kind": "folder", "n": 0, "seed": 0, "root": str(tmp_path / "nope")})
     assert not (tmp_path / "x").exists()
+
+
+def test_missing_lpips_trunk_is_refused_before_training(tmp_path):
+    from harness.api import MissingResourceError
+
+    with pytest.raises(MissingResourceError, match="LPIPS AlexNet"):
+        _run(tmp_path / "y", **{"training.loss.lpips_random_backbone_seed": None})
+    assert not (tmp_path / "y").exists()
