@@ -35,14 +35,26 @@ _TABLE: dict[str, dict[str, str]] = {
         "sdxl-512": "baselines.diffusers_t2i:SDXL512",
         "sd3-medium-1024": "baselines.diffusers_t2i:SD3Medium1024",
         "playground-v2.5-1024": "baselines.diffusers_t2i:PlaygroundV25_1024",
+        # peers driven through a user's checkout of their official code (baselines/checkout/)
+        "show-o": "baselines.checkout.showo:ShowoAdapter",
+        "maskgen-vq": "baselines.checkout.maskgen:MaskGenVQAdapter",
+        "maskgen-kl": "baselines.checkout.maskgen:MaskGenKLAdapter",
+        "meissonic": "baselines.checkout.meissonic:MeissonicAdapter",
+        "titok": "baselines.checkout.titok:TiTokAdapter",
+        "mar-b": "baselines.checkout.mar:MARAdapter",
+        "hart": "baselines.checkout.hart:HARTAdapter",
     },
     "suite": {
         "dummy": "suites.dummy:DummySuite",
         "imagenet_recon": "suites.imagenet_recon:ImageNetReconSuite",
         "geneval": "suites.geneval:GenEvalSuite",
         "geneval_detect": "suites.geneval_detect:GenEvalDetectSuite",
+        "mjhq_fid": "suites.mjhq_fid:MJHQFIDSuite",
+        "profile": "suites.profile:ProfileSuite",
         "imagenet_gfid": "suites.imagenet_gfid:ImageNetGFIDSuite",
         "steps_sweep": "suites.steps_sweep:StepsSweepSuite",
+        "tokenizer_ablation": "suites.tokenizer_ablation:TokenizerAblationSuite",
+        "train_efficiency": "suites.train_efficiency:TrainEfficiencySuite",
     },
     "metric": {
         "psnr": "harness.metrics.recon:PSNR",
@@ -56,6 +68,7 @@ _TABLE: dict[str, dict[str, str]] = {
         "parity": "baselines.dcar.parity:main",
         "geneval": "harness.geneval.cli:main",
         "stats": "harness.metrics.stats_tool:main",
+        "train": "training.cli:main",
     },
 }
 
@@ -68,6 +81,10 @@ TABLE_GROUPS: dict[str, str] = {
     "sana-0.6b-512": "Tables 2-3 (text-to-image)", "sdxl-1024": "Tables 2-3 (text-to-image)",
     "sdxl-512": "profile only (SDXL at 512 px)", "sd3-medium-1024": "Tables 2-3 (text-to-image)",
     "playground-v2.5-1024": "Tables 2-3 (text-to-image)",
+    "show-o": "Tables 2-3 (text-to-image)", "maskgen-vq": "Tables 2-3 (text-to-image)",
+    "maskgen-kl": "Tables 2-3 (text-to-image)", "meissonic": "Tables 2-3 (text-to-image)",
+    "titok": "Table 1 (tokenizers)", "mar-b": "Fig. 11 (MAR-B steps, class-to-image)",
+    "hart": "beyond the paper (HART, profile and quality)",
     "dummy-t2i": "test doubles", "dummy-tokenizer": "test doubles", "dummy-c2i": "test doubles",
 }
 
