@@ -115,6 +115,8 @@ def test_reference_is_an_aggregation_only_key(gfid_run, tmp_path):
     assert (copy / "records" / "shard-0-of-1.jsonl").read_bytes() == before
     assert again["results"]["fid"] == pytest.approx(summary["results"]["fid"] + 0.01 * 2048, rel=0.2)
     assert again["results"]["inception_score"] == summary["results"]["inception_score"]
+    with pytest.raises(ConfigError, match="metrics.isc_splits=10"):  # 11 splits of 10 images: refused, not NaN
+        aggregate(copy, overrides=["metrics.isc_splits=11"])
 
 
 def test_plan_is_class_major_with_mar_indices():
