@@ -10,6 +10,7 @@ The full-size mapping is checked key by key against mmdet's own full-size model.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -290,3 +291,32 @@ def test_full_size_swin_s_backends_agree_on_the_same_random_weights():
     print(f"full-size mmdet vs transformers: {d}")
     assert d["same_counts"] and d["max_score_diff"] < 5e-4 and d["max_box_diff"] <= 1.0
     assert d["mask_pixels_differing"] <= 1e-5 * 100 * 512 * 512
+
+
+def test_transformers_backend_reads_a_2x_checkpoint_file_and_refuses_junk(pair, tmp_path):
+    """The 2.x file format (mmdet 2 key names, numpy objects in meta) loads into the HF model; junk is one line."""
+    from harness.api import DataError
+    from harness.geneval.checkpoint import convert_mmdet2_state_dict
+    from harness.geneval.detection import run_detector
+
+    mm, hf = pair
+    sd3 = mm.model.state_dict()
+    keys_2x = (Path(__file__).parent / "data" / "mmdet2_mask2former_swin-s_state_dict_keys.txt").read_text()
+    to_2x = convert_mmdet2_state_dict({line.split(" ")[0]: line.split(" ")[0] for line in keys_2x.splitlines()})
+    ckpt = tmp_path / "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco.pth"
+    torch.save({"meta": {"CLASSES": np.array(["person"] * 80)}, "state_dict": {to_2x[k]: v for k, v in sd3.items()}},
+               ckpt)
+    loaded = hfm.load_hf_detector(tmp_path)  # a folder holding a known checkpoint name
+    assert loaded.checkpoint_format == "mmdet2" and loaded.real_weights and len(loaded.checkpoint_sha256) == 64
+    assert loaded.converted_sha256 == hf.converted_sha256  # the same weights as converted from the live model
+    img = _image((128, 128), seed=3)
+    a, b = run_detector(loaded, img), run_detector(hf, img)
+    assert all(np.array_equal(x, y) for x, y in zip(a.boxes, b.boxes))
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"<html>not a checkpoint</html>")
+    with pytest.raises(DataError, match=f"{junk} is not a PyTorch checkpoint"):
+        hfm.load_hf_detector(junk)
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"state_dict": {"backbone.nope": torch.zeros(1)}}, wrong)
+    with pytest.raises(DataError, match="wrong.pth.*not an mmdet 3 Mask2Former Swin state dict"):
+        hfm.load_hf_detector(wrong)
