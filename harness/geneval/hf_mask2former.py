@@ -19,6 +19,8 @@ differences found between mmdet 3.3's Mask2Former and HF's, and what is done abo
   (e.g. ``linspace`` vs ``arange + 0.5``), measured by the parity tests.
 * **attention arithmetic**: HF's Swin divides ``q.k`` by sqrt(d), mmdet scales ``q`` first; the
   decoder self-attention is HF's own bmm attention vs ``nn.MultiheadAttention``: float rounding.
+  Masked attention amplifies it: a mask logit within rounding of 0 flips an entry of the next
+  layer's binary attention mask (measured at full size in ``test_backend_parity.py``; docs/geneval.md).
 """
 from __future__ import annotations
 
