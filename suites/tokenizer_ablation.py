@@ -168,7 +168,8 @@ class TokenizerAblationSuite(Suite):
 
         rows: dict[str, dict[str, Any]] = {}
         real_inception = True
-        for rec in records:
+        order = {r: i for i, r in enumerate(self.cfg.recipes)}
+        for rec in sorted(records, key=lambda r: order.get(r["recipe"], len(order))):  # the config's order
             f = load_features(ctx.run_dir, rec["features"]["path"])
             rows[rec["recipe"]] = {
                 "label": rec["label"], "discrete_rFID": fid(f["real"], f["discrete"], self.cfg.frechet),
@@ -191,7 +192,8 @@ class TokenizerAblationSuite(Suite):
         if lpips_random:
             warnings.append("random LPIPS trunk in the perceptual loss")
         return {
-            "preset": self.cfg.preset, "recipes": rows, "frechet": self.cfg.frechet,
+            "preset": self.cfg.preset, "recipes": rows, "recipe_order": list(rows),  # (JSON sorts the keys)
+            "frechet": self.cfg.frechet,
             "paper_table": {rows[r]["label"]: {"discrete_rFID": rows[r]["discrete_rFID"], "rFID": rows[r]["rFID"]}
                             for r in rows},
             "is_paper_metric": not warnings, "warnings": warnings,
@@ -211,7 +213,8 @@ class TokenizerAblationSuite(Suite):
             out.append(f"- {w}")
         out.append("")
         body = []
-        for r in res.get("recipes", {}).values():
+        recipes = res.get("recipes", {})
+        for r in (recipes[k] for k in res.get("recipe_order", recipes) if k in recipes):
             p = paper.get(r["label"], {})
             steps = " + ".join(f"{s['steps']} ({s['stage']})" for s in r["stages"])
             body.append([r["label"], _f(r["discrete_rFID"]), p.get("discrete_rFID"), _f(r["rFID"]), p.get("rFID"),

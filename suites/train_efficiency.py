@@ -185,7 +185,8 @@ class TrainEfficiencySuite(Suite):
         rows: dict[str, dict[str, Any]] = {}
         series = []
         real_inception = True
-        for rec in records:
+        order = {r: i for i, r in enumerate(self.cfg.recipes)}
+        for rec in sorted(records, key=lambda r: order.get(r["recipe"], len(order))):  # the config's order
             f = load_features(ctx.run_dir, rec["features"]["path"])
             steps = " + ".join(f"{s['steps']} ({s['resolution']})" for s in rec["stages"])
             rows[rec["recipe"]] = {"label": rec["label"], "steps": steps,
@@ -215,7 +216,8 @@ class TrainEfficiencySuite(Suite):
             warnings.append("random tokenizer and/or tiny random T5")
         devices = sorted({r["device"] for r in rows.values()})
         return {
-            "preset": self.cfg.preset, "recipes": rows, "speedup_device_hours": speedup, "devices": devices,
+            "preset": self.cfg.preset, "recipes": rows, "recipe_order": list(rows),
+            "speedup_device_hours": speedup, "devices": devices,
             "paper_table": {rows[r]["label"]: {"steps": rows[r]["total_steps"], "GPU_hours": rows[r]["device_hours"],
                                                "gFID": rows[r]["gFID"]} for r in rows},
             "figure_series": {"fig10": series}, "fig10_steps": self.cfg.fig10_steps,
@@ -235,7 +237,8 @@ class TrainEfficiencySuite(Suite):
         out += [f"- {w}" for w in res.get("warnings") or []]
         out.append("")
         body = []
-        for r in res.get("recipes", {}).values():
+        recipes = res.get("recipes", {})
+        for r in (recipes[k] for k in res.get("recipe_order", recipes) if k in recipes):
             p = paper.get(r["label"], {})
             body.append([r["label"], r["steps"], p.get("steps"), f"{r['device_hours']:.4f}", p.get("GPU_hours"),
                          None if r["gFID"] is None else f"{r['gFID']:.2f}", p.get("gFID"), r["device"]])
