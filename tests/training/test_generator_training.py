@@ -53,7 +53,7 @@ def test_diffusion_loss_is_eps_mse_plus_a_positive_vlb_term():
     xt = abar.sqrt() * target / head.vae_scale + (1 - abar).sqrt() * noise
     eps = head.net(xt, t, z)[:, : head.token_size]
     mse = float(((eps.detach() - noise) ** 2).mean())
-    assert float(loss) > mse and math.isfinite(float(loss))
+    assert float(loss.detach()) > mse and math.isfinite(float(loss.detach()))
     loss.backward()
     assert head.net.final_layer.linear.weight.grad is not None
     assert torch.isfinite(head.net.final_layer.linear.weight.grad).all()
