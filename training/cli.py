@@ -31,10 +31,7 @@ def _nest(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import torch
-
     from harness.api import UserError
-    from harness.runner.config import fill_dataclass, parse_set
 
     ap = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=("tokenizer", "generator"))
@@ -45,14 +42,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     try:
-        return _run(args, fill_dataclass, parse_set, torch)
+        return _run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
 
-def _run(args, fill_dataclass, parse_set, torch) -> int:
+def _run(args: argparse.Namespace) -> int:
+    import torch
     from tqdm.auto import tqdm
+
+    from harness.runner.config import fill_dataclass, parse_set
 
     from .data import build_dataset
     from .distributed import init_from_env
