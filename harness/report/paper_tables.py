@@ -35,7 +35,7 @@ import csv
 import io
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
@@ -117,6 +117,7 @@ class _Fill:
     metric: str | None = None  # recon: summary key under paths.<path>; geneval: tag or "overall"
     generator: str | None = None  # geneval: the adapter that made the images
     suite: str | None = None  # pending: the suite that will fill it
+    also: tuple["_Fill", ...] = ()  # other sources of the same cell (the most trustworthy value is shown)
 
 
 def _recon(res: int, path: str, metric: str) -> _Fill:
@@ -241,15 +242,17 @@ SPECS: tuple[_Spec, ...] = (
         sections=(("Table5_tokenizer_training", None),), name_header="Strategy", descriptors=(),
         metrics=(("discrete_rFID", "Discrete-rFID↓"), ("rFID", "rFID↓")),
         fills={("Table5_tokenizer_training", "Three-stage adaptation (DC-HT)"): {
-            "discrete_rFID": _recon(256, "discrete", "rFID"), "rFID": _recon(256, "continuous", "rFID")},
+            m: replace(_recon(256, path, "rFID"),
+                       also=(_trained("tokenizer_ablation", "Three-stage adaptation (DC-HT)", m),))
+            for m, path in (("discrete_rFID", "discrete"), ("rFID", "continuous"))},
             **{("Table5_tokenizer_training", row): {m: _trained("tokenizer_ablation", row, m)
                                                     for m in ("discrete_rFID", "rFID")}
                for row in ("Discrete training + alternate fine-tuning", "Continuous warm-up + alternate training")}},
         notes=("*ours* three-stage row: the released DC-HT (three-stage adaptation) through `imagenet_recon` at "
-               "256×256; Discrete-rFID is its discrete path, rFID its continuous (hybrid) path. The other two "
-               "strategies are not released: their rows are tokenizers trained by `tokenizer_ablation`, which also "
-               "trains the three-stage recipe at the same scale; compare the strategies in its own report section, "
-               "where all three come from one run.",),
+               "256×256 (Discrete-rFID = its discrete path, rFID = its continuous (hybrid) path), else a "
+               "`tokenizer_ablation` run's three-stage tokenizer; the other two strategies are not released: their "
+               "rows are tokenizers trained by `tokenizer_ablation`. Compare the strategies in that suite's own "
+               "report section, where all three come from one run at one scale.",),
     ),
     _Spec(
         "table6", "Table 6. Training cost: pre-training at 256 + fine-tuning at 512 vs training at 512 from scratch",
@@ -390,6 +393,9 @@ def _recon_paths(view: RunView) -> tuple[str, ...]:
 
 def _measure(fill: _Fill, runs: Sequence[_Run]) -> list[_Measured]:
     """Every run's value for a cell, most trustworthy first."""
+    if fill.also:
+        found = [m for f in (replace(fill, also=()), *fill.also) for m in _measure(f, runs)]
+        return sorted(found, key=_Measured.sort_key, reverse=True)
     found: list[_Measured] = []
     for run in runs:
         view = run.view

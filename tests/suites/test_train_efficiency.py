@@ -100,3 +100,5 @@ def test_table6_and_table5_cells_are_filled_from_the_training_runs(tmp_path, tin
     tok = json.loads((tmp_path / "tok" / "summary.json").read_text())["results"]["recipes"]["discrete_alternate"]
     assert f"{tok['rFID']:.2f}" in md5
     assert "not run" in md5  # the continuous warm-up + alternate row: no run trained it
+    three = [ln for ln in md5.splitlines() if ln.startswith("| Three-stage adaptation (DC-HT) | ours")][0]
+    assert "not run" in three  # that run trained only discrete_alternate: the three-stage cells stay empty
