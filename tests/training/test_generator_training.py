@@ -131,3 +131,26 @@ def test_resume_mid_stage_is_bit_identical(models, tmp_path):
 
     m = DCAR.from_pretrained(tmp_path / "resumed" / "final")
     assert m.config.image_seq_len == 4 and m.config.codebook_size == 64
+
+
+def test_diffusion_loss_is_zero_for_a_perfect_denoiser():
+    """eps = the true noise and the variance = the true posterior variance: MSE 0 and KL 0 for every t > 0."""
+    cfg = generator_config()
+    model = build_generator(cfg, 32, 64, 32, 64)
+    torch.manual_seed(1)
+    n, c = 6, model.config.token_size
+    noise = torch.randn(n, c)
+    t = torch.tensor([1, 5, 100, 400, 800, 999])
+
+    class Perfect(torch.nn.Module):
+        def forward(self, x, t_, z):  # [eps | v]: v = -1 selects the posterior (minimum) log-variance
+            return torch.cat([noise, -torch.ones_like(noise)], dim=1)
+
+    model.diffloss.net = Perfect()
+    loss = diffusion_loss(model, torch.zeros(n, model.config.hidden_size), 0.05 * torch.randn(n, c), t, noise)
+    assert abs(float(loss)) < 1e-5
+    wrong = Perfect()
+    wrong.forward = lambda x, t_, z: torch.cat([noise, torch.ones_like(noise)], dim=1)  # v = +1: log beta_t
+    model.diffloss.net = wrong
+    assert float(diffusion_loss(model, torch.zeros(n, model.config.hidden_size), 0.05 * torch.randn(n, c), t,
+                                noise)) > 1e-4
