@@ -242,7 +242,11 @@ def train_generator(cfg: GeneratorTrainConfig, datasets: Mapping[str, Any], toke
         lcfg = LoopConfig(steps=steps, batch_size=cfg.batch_size, micro_batch_size=cfg.micro_batch_size,
                           seed=cfg.seed + i, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
                           amp=cfg.amp)
-        ident = {"what": "dc-ar generator", "recipe": cfg.recipe, "discrete_only": cfg.discrete_only,
+        import dataclasses
+        import json
+
+        config = json.loads(json.dumps(dataclasses.asdict(cfg), default=list))
+        ident = {"what": "dc-ar generator", "config": {k: v for k, v in config.items() if k != "checkpoint_every"},
                  "stage": stage, "resolution": res, "dataset": dataset.describe(), **(identity or {})}
         loop = Loop(task, lcfg, len(dataset), out_dir / f"stage{i + 1}_{stage}_{res}", dist=dist, device=device,
                     progress=progress, identity=ident)

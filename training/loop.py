@@ -159,7 +159,8 @@ class Loop:
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.accum = config.accumulation(dist.world_size)
-        self.identity = {"loop": asdict(config), "dataset_size": self.n, **(identity or {})}
+        loop_identity = {k: v for k, v in asdict(config).items() if k != "checkpoint_every"}  # may change on resume
+        self.identity = {"loop": loop_identity, "dataset_size": self.n, **(identity or {})}
         amp = AMP_DTYPES[config.amp] if self.device.type == "cuda" else None
         self.amp_dtype = amp
         self.scalers = {name: torch.amp.GradScaler("cuda") for name in task.optimizers()} \

@@ -261,9 +261,8 @@ def train_tokenizer(cfg: TokenizerTrainConfig, dataset, out_dir: str | Path, *, 
     broadcast_module_(model, dist)
     broadcast_module_(disc, dist)
     perceptual, lpips_id = build_perceptual(cfg.loss, device)
-    identity = {"what": "dc-ht tokenizer", "recipe": cfg.recipe, "model_config": cfg.model_config,
-                "codebook_size": cfg.codebook_size, "init_seed": cfg.init_seed, "lpips": lpips_id,
-                "loss": _plain(cfg.loss), "optim": _plain(cfg.optim), "dataset": dataset.describe()}
+    identity = {"what": "dc-ht tokenizer", "config": {k: v for k, v in _plain(cfg).items() if k != "checkpoint_every"},
+                "lpips": lpips_id, "dataset": dataset.describe()}
     stages = []
     previous: Path | None = None
     for i, (stage, sdir) in enumerate(stage_dirs(out_dir, cfg.recipe)):
