@@ -5,8 +5,9 @@ Why a command of its own (and not only the suites): data-parallel training is a 
 items are sharded over ranks one item per rank; the suites train single-process and call the same functions.
 Values of ``--set`` are YAML; keys are the fields of :class:`training.tokenizer.TokenizerTrainConfig` /
 :class:`training.generator.GeneratorTrainConfig` (dotted for nested ones, e.g. ``loss.perceptual_weight=0``),
-plus ``data.kind``, ``data.n``, ``data.seed`` and, for the generator, ``tokenizer`` (a saved DC-HT directory or
-``random:SEED``) and ``text_encoder`` (a T5 directory or ``tiny``).
+plus ``data.kind``, ``data.n``, ``data.seed``, ``data.root`` and, for the generator, ``tokenizer`` (a saved DC-HT
+directory or ``random:SEED``; default: the released DC-HT's offline lookup) and ``text_encoder`` (a T5 directory or
+``tiny``; default: ``$DCAR_T5_PATH`` / the HF cache of google-t5/t5-base).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-DATA_KEYS = {"data.kind": "shapes", "data.n": 64, "data.seed": 0}
+DATA_KEYS = {"data.kind": "shapes", "data.n": 64, "data.seed": 0, "data.root": None}
 
 
 def _nest(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
 
     def dataset(resolution: int):
         return build_dataset(data["data.kind"], n=int(data["data.n"]), resolution=resolution,
-                             seed=int(data["data.seed"]))
+                             seed=int(data["data.seed"]), root=data["data.root"])
 
     if args.what == "tokenizer":
         from .tokenizer import TokenizerTrainConfig, train_tokenizer
@@ -92,8 +93,9 @@ def _run(args: argparse.Namespace) -> int:
         from .models import load_text_encoder, load_tokenizer
 
         cfg = fill_dataclass(GeneratorTrainConfig, fields, source="--set")
-        tokenizer = load_tokenizer(extra.get("tokenizer", "random:0"))
-        text_encoder = load_text_encoder(extra.get("text_encoder", "tiny"), cache_dir=out / "text_encoder_cache")
+        # default: the released DC-HT and T5-base, looked up offline; random:SEED / tiny only when asked for
+        tokenizer = load_tokenizer(extra.get("tokenizer"))
+        text_encoder = load_text_encoder(extra.get("text_encoder"), cache_dir=out / "text_encoder_cache")
         datasets = {"low": dataset(cfg.low_resolution), "high": dataset(cfg.high_resolution)}
         result = train_generator(cfg, datasets, tokenizer, text_encoder, out, dist=dist, device=device,
                                  progress=progress)
