@@ -70,6 +70,22 @@ class TokenizerAblationSuite(Suite):
                 and k not in typed}
         return AblationConfig(**{k: v for k, v in rest.items()}, **typed)
 
+    @classmethod
+    def requirements(cls, config: Mapping[str, Any] | None = None) -> list:
+        """For ``doctor``: the FID-Inception and the LPIPS trunk of the perceptual loss, unless random ones are asked for."""
+        from dataclasses import replace
+
+        from harness.metrics.inception import fid_inception_requirement
+        from harness.metrics.recon import lpips_alexnet_requirement
+
+        cfg = cls.typed_config(config if config is not None else cls.default_config())
+        loss = cfg.training.get("loss") or {}
+        reqs = [] if cfg.inception.random_init_seed is not None else [
+            replace(fid_inception_requirement(), config_key="inception.weights_path")]
+        if loss.get("perceptual_weight", 1.0) and loss.get("lpips_random_backbone_seed") is None:
+            reqs.append(replace(lpips_alexnet_requirement(), config_key="training.loss.lpips_backbone_path"))
+        return reqs
+
     def train_config(self, recipe: str):
         from training.tokenizer import TokenizerTrainConfig
 

@@ -63,6 +63,27 @@ class TrainEfficiencySuite(Suite):
     def default_config(cls) -> dict[str, Any]:
         return suite_yaml(__file__)
 
+    @classmethod
+    def requirements(cls, config: Mapping[str, Any] | None = None) -> list:
+        """For ``doctor``: DC-HT and T5-base unless given or random/tiny, and the FID-Inception unless random."""
+        import dataclasses as dc
+
+        from baselines.dcar.tokenizer_adapter import DCHT_WEIGHTS
+        from harness.api import Requirement
+        from harness.metrics.inception import fid_inception_requirement
+
+        c = dict(config if config is not None else cls.default_config())
+        reqs = []
+        if c.get("tokenizer") is None:
+            reqs.append(dc.replace(DCHT_WEIGHTS, config_key="tokenizer"))
+        if c.get("text_encoder") is None:
+            reqs.append(Requirement(name="T5-base text encoder", env_var="DCAR_T5_PATH", config_key="text_encoder",
+                                    hf_repo="google-t5/t5-base", must_contain=("model.safetensors", "pytorch_model.bin"),
+                                    description="google-t5/t5-base; `huggingface-cli download google-t5/t5-base`"))
+        if (c.get("inception") or {}).get("random_init_seed") is None:
+            reqs.append(dc.replace(fid_inception_requirement(), config_key="inception.weights_path"))
+        return reqs
+
     def train_config(self, recipe: str):
         from training.generator import GeneratorTrainConfig
 

@@ -102,3 +102,16 @@ def test_table6_and_table5_cells_are_filled_from_the_training_runs(tmp_path, tin
     assert "not run" in md5  # the continuous warm-up + alternate row: no run trained it
     three = [ln for ln in md5.splitlines() if ln.startswith("| Three-stage adaptation (DC-HT) | ours")][0]
     assert "not run" in three  # that run trained only discrete_alternate: the three-stage cells stay empty
+
+
+def test_doctor_requirements():
+    from suites.tokenizer_ablation import TokenizerAblationSuite as T
+    from suites.train_efficiency import TrainEfficiencySuite as E
+
+    assert [r.name for r in E.requirements()] == ["DC-HT tokenizer weights", "T5-base text encoder",
+                                                  "FID Inception weights"]
+    assert E.requirements({**E.default_config(), "tokenizer": "random:0", "text_encoder": "tiny",
+                           "inception": {"random_init_seed": 0}}) == []
+    names = [(r.name, r.config_key) for r in T.requirements()]
+    assert names == [("FID Inception weights", "inception.weights_path"),
+                     ("LPIPS AlexNet backbone", "training.loss.lpips_backbone_path")]
