@@ -409,7 +409,9 @@ def aggregate_profile(cfg: ProfileConfig, records: Sequence[Mapping[str, Any]]) 
         m: dict[str, Any] = {
             "adapter": entry.name, "options": dict(entry.options), "generate": dict(entry.generate),
             "status": "ok" if not bad else ("failed" if not ok else "partly failed"),
-            "resolution": info.get("resolution"), "steps": info.get("steps"), "dtype": info.get("dtype"),
+            "resolution": info.get("resolution"), "dtype": info.get("dtype"),
+            "steps": next((entry.generate[k] for k in ("num_steps", "num_inference_steps", "steps")
+                           if k in entry.generate), info.get("steps")),
             "num_params": info.get("num_params"), "real_weights": info.get("real_weights"),
             "speed_options": (info.get("extra") or {}).get("speed_options"),
             "config": (info.get("extra") or {}).get("config") or entry.options.get("config"),
@@ -489,7 +491,8 @@ def render_profile(summary: Mapping[str, Any]) -> str:
             f"{res['settings']['iterations']} timed iterations per model and batch size"
             f"{', interleaved' if res['settings']['interleave'] else ''}.\n\n")
     table = markdown_table(
-        ("model", "adapter", "res", "steps", f"latency s (bs {lat_b}) median [p10–p90]", f"images/s (bs {thr_b})",
+        ("model", "adapter", "res", "steps", f"latency s (bs {lat_b}) median [p10–p90]",
+         f"images/s (bs {thr_b})" if thr_b is not None else "images/s (not measured)",
          f"latency ÷ {ref}'s", f"{ref}'s throughput ÷ this", "paper latency (A100 fp16)", "paper images/s",
          f"peak MiB (bs {thr_b if thr_b is not None else lat_b})", "status"), rows)
     parts = [head, table]
@@ -500,11 +503,12 @@ def render_profile(summary: Mapping[str, Any]) -> str:
             if parts_s:
                 bd_rows.append((label, b, *(_f(parts_s.get(k)) for k in
                                             ("text_encoder", "generator_steps", "diffusion_head", "decoder", "other")),
-                                _f(stats.get("breakdown_total_s"))))
+                                _f(stats.get("breakdown_total_s")),
+                                f"{stats.get('breakdown_iterations')} {stats.get('breakdown_source')}"))
     if bd_rows:
-        parts.append("\n\nPer-component seconds (separate, synchronised breakdown iterations):\n\n")
+        parts.append("\n\nPer-component seconds (mean over the iterations named in the last column):\n\n")
         parts.append(markdown_table(("model", "batch", "text encoder", "generator steps", "diffusion head",
-                                     "decoder", "other", "total"), bd_rows))
+                                     "decoder", "other", "total", "measured in"), bd_rows))
     if res.get("failures"):
         parts.append("\n\nFailed models:\n\n" + "\n".join(f"- `{k}` ({v['adapter']}): {v['error']}"
                                                           for k, v in res["failures"].items()))

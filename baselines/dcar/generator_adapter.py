@@ -32,12 +32,15 @@ Speed options (constructor; recorded in ``info().extra["speed_options"]``; ids b
 path at fp32, see ``baselines.dcar.generator.sampler``): ``trim_caption`` (default true), ``static_shapes``
 (no host-device sync in the step loop), ``compile`` (a ``torch.compile`` mode for the transformer blocks
 and the diffusion-head MLP; ``reduce-overhead`` = CUDA graphs), ``compile_backend``, ``sdpa_backend``.
+``share_weights=True`` lets adapters of the same weights and settings in one process share one pipeline (the
+profile suite interleaves DC-AR's variants with one copy of the modules).
 ``sampler="official"`` is the official-style loop (packed valid caption tokens, text K/V recomputed every
 step, logits at every position), the profile suite's baseline for the optimised sampler.
 """
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -82,6 +85,8 @@ GENERATE_DEFAULTS: dict[str, Any] = {
     "diffusion_temperature": 1.0,
 }
 CONFIGS = ("full", "tiny")
+#: live pipelines by (weights, settings): adapters of the same model share one (see DCARAdapter._shared_build)
+_PIPELINES: "weakref.WeakValueDictionary[tuple, Any]" = weakref.WeakValueDictionary()
 #: sampler variants: optimised (cached text K/V, logits at masked positions) | official-style loop
 SAMPLERS = {
     "optimised": {"cache_text": True, "masked_logits_only": True, "packed_text": False},
@@ -101,7 +106,7 @@ class DCARAdapter(BatchPadding, TextToImage):
                  cache_dir: str | None = None, resolution: int | None = None, batch_invariant: bool = False,
                  sampler: str = "optimised", trim_caption: bool = True, static_shapes: bool = False,
                  compile: str | None = None, compile_backend: str = "inductor", sdpa_backend: str = "auto",
-                 **defaults: Any):
+                 share_weights: bool = False, **defaults: Any):
         """``batch_invariant=True`` runs each item alone, so an image is bit-identical whatever batch it came in.
 
         By default items are batched: token ids are identical across batch sizes and shards (per-item RNG),
@@ -140,7 +145,8 @@ class DCARAdapter(BatchPadding, TextToImage):
         self._hashes: dict[str, str] = {}
         self._paths: dict[str, Path] = {}
         self._locate_all(weights, tokenizer_weights, text_encoder)
-        self.pipeline = self._build(dtype)
+        self.share_weights = bool(share_weights)
+        self.pipeline = self._shared_build(dtype) if self.share_weights else self._build(dtype)
         if resolution is not None and int(resolution) != self.resolution:
             raise ValueError(f"{self.name} ({config} config) generates {self.resolution}x{self.resolution} images only; "
                              f"got resolution={resolution} (leave it unset, or resize in the suite)")
@@ -177,6 +183,27 @@ class DCARAdapter(BatchPadding, TextToImage):
             hint = ("\n(For a run without the released weights, pass random_init_seed=<int>: results are then "
                     "NOT the paper's metric.)")
             raise MissingResourceError("\n\n".join(errors) + hint)
+
+    def _shared_build(self, dtype: str):
+        """``share_weights=True``: the pipeline of any live sharing adapter of this process with the same weights
+        and settings (else a new one).
+
+        Why: the profile suite holds DC-AR's variants (optimised and official-style sampler, discrete-only)
+        at once to interleave them; they differ only in per-call sampling options, so one copy of the
+        5 GB of full-size modules serves all of them. Held weakly: it is freed when the last adapter closes.
+        """
+        key = (self.config_name, self.random_init_seed, tuple(sorted((k, str(v)) for k, v in self._paths.items())),
+               str(self.device), str(dtype), self.cache_dir, self.speed_options["compile"],
+               self.speed_options["compile_backend"], self.speed_options["sdpa_backend"])
+        pipe = _PIPELINES.get(key)
+        if pipe is None:
+            pipe = self._build(dtype)
+            pipe.adapter_facts = (self.resolution, dict(self._weights_info))
+            _PIPELINES[key] = pipe
+        else:
+            self.resolution, weights_info = pipe.adapter_facts
+            self._weights_info.update(weights_info)
+        return pipe
 
     def _build(self, dtype: str):
         import torch
@@ -325,6 +352,7 @@ class DCARAdapter(BatchPadding, TextToImage):
                 "transformer_params": gen.num_transformer_parameters(),
                 "diffusion_head_params": gen.num_head_parameters(),
                 "speed_options": dict(self.speed_options),
+                "share_weights": self.share_weights,
             },
         )
 

@@ -219,3 +219,27 @@ def test_static_step_loop_reads_nothing_back_per_step(model_and_text, monkeypatc
 
     assert reads(3, static_shapes=True) == reads(6, static_shapes=True)
     assert reads(6) > reads(3)  # the default path reads back every step
+
+
+def test_adapters_of_the_same_weights_share_one_pipeline_until_the_last_closes(tiny_cache):
+    import gc
+    import weakref
+
+    from baselines.dcar.generator_adapter import DCARAdapter, DCARDiscreteOnlyAdapter
+
+    kw = {"config": "tiny", "cache_dir": str(tiny_cache), "share_weights": True}
+    a = DCARAdapter(**kw)
+    b = DCARAdapter(**kw, sampler="official")
+    c = DCARDiscreteOnlyAdapter(**kw)
+    other_seed = DCARAdapter(**kw, random_init_seed=1)
+    compiled = DCARAdapter(**kw, compile="default", compile_backend="eager")
+    private = DCARAdapter(config="tiny", cache_dir=str(tiny_cache))  # not sharing: its own modules
+    assert a.pipeline is b.pipeline is c.pipeline
+    assert other_seed.pipeline is not a.pipeline and compiled.pipeline is not a.pipeline
+    assert private.pipeline is not a.pipeline
+    assert b.info().weights == a.info().weights and b.resolution == a.resolution
+    ref = weakref.ref(a.pipeline)
+    for adapter in (a, b, c):
+        adapter.close()
+    gc.collect()
+    assert ref() is None  # freed with the last adapter
