@@ -219,3 +219,16 @@ def test_unknown_protocol_and_empty_list_are_config_errors(tmp_path, tree):
         _run(tree, tmp_path / "run", "metrics.protocols=[fid]")
     with pytest.raises(UserError, match=r"metrics.protocols is empty"):
         _run(tree, tmp_path / "run", "metrics.protocols=[]")
+
+
+def test_doctor_lists_the_dataset_and_every_backbone(tmp_path, tree, monkeypatch):
+    from harness.doctor import doctor
+
+    text, problems = doctor(["mjhq_fid"])
+    for name in ("MJHQ-30K (meta_data.json + images)", "FID Inception weights", "DINOv2 ViT-L/14 (FD-DINOv2)",
+                 "CLIP ViT-L/14-336 (CMMD)", "CLIP ViT-L/14 OpenAI weights (CLIP score"):
+        assert name in text
+    assert "env:DCAR_MJHQ_ROOT" in text and "env:DCAR_DINOV2" in text and "env:DCAR_CMMD_CLIP" in text
+    assert "[optional, absent] CLIP ViT-L/14 OpenAI" in text  # off by default: listed, not a problem
+    monkeypatch.setenv("DCAR_MJHQ_ROOT", str(tree))
+    assert doctor(["mjhq_fid"])[1] == problems - 1
