@@ -232,3 +232,20 @@ def test_doctor_lists_the_dataset_and_every_backbone(tmp_path, tree, monkeypatch
     assert "[optional, absent] CLIP ViT-L/14 OpenAI" in text  # off by default: listed, not a problem
     monkeypatch.setenv("DCAR_MJHQ_ROOT", str(tree))
     assert doctor(["mjhq_fid"])[1] == problems - 1
+
+
+def test_only_every_prompt_against_the_full_reference_is_called_mjhq_30k_fid(tmp_path, tree, stand_in_inception,
+                                                                               monkeypatch):
+    """With the dataset's size shrunk to the fake tree's, a complete run is labelled MJHQ-30K FID (random weights
+    still make it not the paper's metric) and a limited one is not."""
+    import harness.data.mjhq as mjhq
+
+    monkeypatch.setattr(mjhq, "PER_CATEGORY", 2)
+    monkeypatch.setattr(mjhq, "NUM_IMAGES", 20)
+    _run(tree, tmp_path / "full", "dataset.require_full=true", "metrics.protocols=[sana]")
+    r = _results(tmp_path / "full")
+    assert r["label"] == "MJHQ-30K FID" and r["is_full_mjhq"] is True
+    assert r["is_paper_metric"] is False and any("random" in w for w in r["warnings"])
+    _run(tree, tmp_path / "part", "dataset.require_full=true", "dataset.limit=19", "metrics.protocols=[sana]")
+    r = _results(tmp_path / "part")
+    assert r["label"] != "MJHQ-30K FID" and r["is_full_mjhq"] is False
