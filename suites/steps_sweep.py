@@ -347,6 +347,8 @@ class StepsSweepSuite(Suite):
             "best_steps": best,
             "figure_series": {figure: [{k: s[k] for k in ("label", "x", "y", "real_weights")} for s in series]},
             "is_paper_metric": paper,
+            # a sweep has no adapter of its own: the report's banner reads this (every point's model had real weights)
+            "real_weights": bool(records) and all(r["inner"]["real_weights"] for r in records),
             "warnings": warnings,
         }
         y_label = self.y_label()

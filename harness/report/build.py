@@ -28,8 +28,9 @@ def first_screen(runs: Sequence[RunView], failures: Sequence[tuple[str, str]] = 
         return f"`{r.suite} × {r.label}`"
 
     real = [r for r in runs if r.real_weights and r.complete and not _not_paper_metric(r)]
-    fake = [r for r in runs if not r.real_weights]
-    other = [r for r in runs if r not in real and r not in fake]
+    timing = [r for r in runs if not r.real_weights and not r.weights_affect_results]
+    fake = [r for r in runs if not r.real_weights and r not in timing]
+    other = [r for r in runs if r not in real and r not in fake and r not in timing]
     ran = f"**Ran:** {len(runs)} run(s): " + (", ".join(name(r) for r in runs) or "none")
     if failures:
         ran += f"; **{len(failures)} failed**: " + ", ".join(f"`{label}`" for label, _ in failures)
@@ -38,6 +39,9 @@ def first_screen(runs: Sequence[RunView], failures: Sequence[tuple[str, str]] = 
     parts = []
     if fake:
         parts.append("random, dummy or tiny weights: " + ", ".join(name(r) for r in fake))
+    if timing:
+        parts.append("timings of random-weight models on this machine (speed does not depend on the weights; "
+                     "compare ratios, not seconds): " + ", ".join(name(r) for r in timing))
     if other:
         parts.append("real weights but not the paper's protocol or not complete: "
                      + ", ".join(f"{name(r)} ({r.completeness()})" for r in other))

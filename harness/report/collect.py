@@ -18,6 +18,23 @@ from harness.records import RecordsCorruptError, read_all
 from harness.store import MANIFEST, RunStore
 
 
+def run_real_weights(manifest: Mapping[str, Any], summary: Mapping[str, Any] | None) -> bool:
+    """Whether a run's numbers come from real weights: its adapter's ``info().real_weights``.
+
+    A suite with no adapter of its own (a steps sweep over several models, the profile, detection of a folder)
+    states it in its summary as ``results.real_weights``; without that it counts as not real.
+    """
+    if manifest.get("adapter"):
+        return bool((manifest.get("adapter_info") or {}).get("real_weights", False))
+    results = (summary or {}).get("results") or {}
+    return bool(results.get("real_weights", False))
+
+
+def weights_affect_results(summary: Mapping[str, Any] | None) -> bool:
+    """False when the suite says its numbers do not depend on the weights' values (``results.weights_affect_results``)."""
+    return ((summary or {}).get("results") or {}).get("weights_affect_results") is not False
+
+
 @dataclass
 class RunView:
     """One run directory as a report sees it."""
@@ -42,7 +59,12 @@ class RunView:
 
     @property
     def real_weights(self) -> bool:
-        return self.manifest.real_weights
+        return run_real_weights(self.manifest.raw, self.summary)
+
+    @property
+    def weights_affect_results(self) -> bool:
+        """False for a suite whose numbers do not depend on the weights' values (profile: speed)."""
+        return weights_affect_results(self.summary)
 
     @property
     def results(self) -> Mapping[str, Any]:

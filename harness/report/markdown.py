@@ -19,12 +19,18 @@ from harness.api import UserError
 from harness.io import atomic_write_bytes
 from harness.markdown_table import markdown_table
 from harness.records import RecordsCorruptError, read_all
+from harness.report.collect import run_real_weights, weights_affect_results
 from harness.store import RunStore, ensure_output_dir
 
 NOT_REAL_BANNER = (
     "> **⚠ NOT THE PAPER'S METRIC.** This run used random, dummy or tiny built-in weights "
     "(`real_weights: false`). Its numbers test the harness end to end; they say nothing about "
     "{adapter} and must not be compared with the paper's tables."
+)
+TIMING_BANNER = (
+    "> **Timings with random weights.** Speed does not depend on the weights' values, so these are real "
+    "measurements of the architectures, but on this run's device and dtype: compare ratios measured in one run, "
+    "not seconds, with the paper's A100 numbers."
 )
 
 
@@ -105,10 +111,13 @@ def render_run(run_dir: str | os.PathLike) -> str:
         summary_problem = None
     except UserError as exc:
         summary, summary_problem = None, str(exc)
-    info = manifest.get("adapter_info") or {}
-    parts = [f"## {manifest.get('suite')} × {manifest.get('adapter') or manifest.get('subject') or 'no adapter'}\n"]
-    if not info.get("real_weights", False):
-        parts.append(NOT_REAL_BANNER.format(adapter=f"`{manifest.get('adapter')}`") + "\n")
+    subject = manifest.get("adapter") or manifest.get("subject")
+    parts = [f"## {manifest.get('suite')} × {subject or 'no adapter'}\n"]
+    if not run_real_weights(manifest, summary):
+        if not weights_affect_results(summary):
+            parts.append(TIMING_BANNER + "\n")
+        else:
+            parts.append(NOT_REAL_BANNER.format(adapter=f"`{subject}`" if subject else "the models it ran") + "\n")
     parts.append(markdown_table(("fact", "value"), _facts(manifest, summary, run_dir)))
     protocol = manifest.get("protocol") or {}
     if protocol:
@@ -137,9 +146,13 @@ def render_report(run_dirs: Sequence[str | os.PathLike], title: str = "dcar-benc
     for d in run_dirs:
         try:
             m = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
-            any_fake |= not (m.get("adapter_info") or {}).get("real_weights", False)
         except (OSError, json.JSONDecodeError):
-            pass
+            continue
+        try:
+            summary = json.loads((d / "summary.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            summary = None
+        any_fake |= not run_real_weights(m, summary) and weights_affect_results(summary)
     if any_fake:
         head.append("> **⚠ Some or all results below were produced WITHOUT the real model weights. "
                     "They are NOT the paper's metrics.** See each section's banner.\n")

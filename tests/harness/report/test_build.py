@@ -92,3 +92,23 @@ def test_committed_example_report_is_current(tmp_path):
     for f in theirs["figures"]:
         assert f["path"] is None or (REPO_ROOT / "reports" / "smoke" / f["path"]).is_file(), stale
     shutil.rmtree(tmp_path / "s")
+
+
+def test_adapterless_suites_state_their_weights_in_the_report(tmp_path):
+    """A run with no adapter of its own (profile, steps sweep) is judged by its summary's ``results.real_weights``;
+    the profile's random-weight timings get the timing banner, not "says nothing about None"."""
+    base = tmp_path / "runs"
+    run("profile", None, base / "prof", overrides=[
+        "models=[{label: dummy-t2i, name: dummy-t2i, options: {resolution: 16}}]", "latency_batch_sizes=[1]",
+        "throughput_batch_sizes=[]", "warmup=0", "iterations=1", "breakdown_iterations=0", "reference_model=dummy-t2i"], show_progress=False)
+    run("steps_sweep", None, base / "sweep", overrides=[
+        "steps=[1, 2]", "adapters=[dummy-t2i]", "inner.suite=dummy", "inner.metric=results.mean_std",
+        "inner.config.num_items=2", "inner.config.batch_size=2", "inner.model.resolution=8"], show_progress=False)
+    md = write_report_dir([base], tmp_path / "rep").read_text()
+    assert "nothing about `None`" not in md and "nothing about None" not in md
+    prof = md[md.index("## profile ×"):]
+    assert "Timings with random weights" in prof.split("### Results")[0]
+    sweep = md[md.index("## steps_sweep ×"):]
+    assert "NOT THE PAPER'S METRIC" in sweep.split("### Results")[0]  # its points used the dummy's weights
+    screen = "\n".join(md.splitlines()[1:6])
+    assert "timings of random-weight models" in screen and "`profile ×" in screen
