@@ -168,7 +168,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def load_smoke_list(path: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """Entries ``{suite, model, set: {...}, name?}`` from ``suites/smoke.yaml`` (or ``path``)."""
+    """Entries ``{suite, model, config?, set: {...}, name?}`` from ``suites/smoke.yaml`` (or ``path``).
+
+    ``config`` is a suite config file (``--config``): a bare file name is looked up in the ``suites`` package
+    (e.g. ``profile_quick.yaml``), anything else relative to the working directory.
+    """
     import yaml
 
     if path is None:
@@ -192,10 +196,27 @@ def load_smoke_list(path: str | os.PathLike | None = None) -> list[dict[str, Any
     for i, e in enumerate(data):
         if not isinstance(e, dict) or "suite" not in e:
             raise _CliError(f"{source}: entry {i} must be a mapping with at least 'suite' (and usually 'model')")
-        unknown = set(e) - {"suite", "model", "set", "name"}
+        unknown = set(e) - {"suite", "model", "config", "set", "name"}
         if unknown:
-            raise _CliError(f"{source}: entry {i} has unknown keys {sorted(unknown)} (allowed: suite, model, set, name)")
+            raise _CliError(f"{source}: entry {i} has unknown keys {sorted(unknown)} "
+                            f"(allowed: suite, model, config, set, name)")
+        if e.get("config") is not None:
+            e["config"] = str(_smoke_config_path(str(e["config"]), source, i))
     return data
+
+
+def _smoke_config_path(name: str, source: str, index: int) -> Path:
+    """A smoke entry's ``config``: a bare file name from the ``suites`` package, else a path; it must exist."""
+    if os.sep not in name and "/" not in name:
+        from importlib import resources
+
+        candidate = Path(str(resources.files("suites").joinpath(name)))
+    else:
+        candidate = Path(name).expanduser()
+    if not candidate.is_file():
+        raise _CliError(f"{source}: entry {index}: config file {name!r} not found ({candidate}); give a file in "
+                        f"suites/ by name or a path")
+    return candidate
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
@@ -212,7 +233,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         print(f"[smoke {i + 1}/{len(entries)}] {e['suite']} × {e.get('model')} -> {run_dir}", flush=True)
         try:
             run(e["suite"], e.get("model"), run_dir, overrides=flatten(e.get("set") or {}),
-                show_progress=not args.quiet, argv=args.command_line)
+                config_file=e.get("config"), show_progress=not args.quiet, argv=args.command_line)
             run_dirs.append(run_dir)
         except Exception as exc:  # noqa: BLE001 - one broken suite must not hide the others' results
             failures.append((label, f"{type(exc).__name__}: {exc}"))

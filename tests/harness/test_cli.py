@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from harness import registry
+from harness.api import UserError
 from harness.cli import load_smoke_list, main
 
 SMALL = ["--set", "num_items=5", "--set", "model.resolution=8", "-q"]
@@ -125,6 +126,25 @@ def test_smoke_list_is_valid_and_names_registered_entries(tmp_path):
     bad.write_text("- {suite: dummy, modle: x}\n")
     with pytest.raises(Exception, match="unknown keys \\['modle'\\]"):
         load_smoke_list(bad)
+
+
+def test_smoke_entry_config_is_a_suite_file_by_name_or_a_path(tmp_path):
+    """``config:`` names a file of the suites package (the profile's quick preset) or a path; a missing one is named."""
+    from pathlib import Path
+
+    by_name = tmp_path / "a.yaml"
+    by_name.write_text("- {suite: profile, config: profile_quick.yaml}\n")
+    (entry,) = load_smoke_list(by_name)
+    assert Path(entry["config"]).name == "profile_quick.yaml" and Path(entry["config"]).is_file()
+    own = tmp_path / "mine.yaml"
+    own.write_text("iterations: 1\n")
+    by_path = tmp_path / "b.yaml"
+    by_path.write_text(f"- {{suite: profile, config: {own}}}\n")
+    assert load_smoke_list(by_path)[0]["config"] == str(own)
+    missing = tmp_path / "c.yaml"
+    missing.write_text("- {suite: profile, config: no_such_preset.yaml}\n")
+    with pytest.raises(UserError, match="entry 0: config file 'no_such_preset.yaml' not found"):
+        load_smoke_list(missing)
 
 
 def test_tools_are_dispatched_through_the_registry(monkeypatch):
