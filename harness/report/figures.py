@@ -125,12 +125,18 @@ def _data(series: Sequence[Series], facts: Sequence[FigureFact], size: list[int]
 
 def plot_gfid_vs_steps(series: Sequence[Series], out_dir: str | Path, *, y_label: str = GFID_Y_LABEL) -> Figure:
     """Fig. 6: gFID of each text-to-image model at several sampling steps (the paper's 12-step choice marked)."""
+    if y_label != GFID_Y_LABEL:  # another metric in the figure's shape: the title must not claim gFID
+        return _steps_figure(series, out_dir, figure_id="fig6", title=f"Fig. 6 shape: {y_label} vs sampling steps",
+                             y_label=y_label, what=f"{y_label} at each number of sampling steps")
     return _steps_figure(series, out_dir, figure_id="fig6", title=FIG6_TITLE, y_label=y_label,
                          what="gFID at each number of sampling steps")
 
 
 def plot_mar_steps(series: Sequence[Series], out_dir: str | Path, *, y_label: str = GFID_Y_LABEL) -> Figure:
     """Fig. 11: gFID of MAR-B (class-conditional, ImageNet 256) at several sampling steps (64 and 12 marked)."""
+    if y_label != GFID_Y_LABEL:
+        return _steps_figure(series, out_dir, figure_id="fig11", title=f"Fig. 11 shape: {y_label} vs sampling steps",
+                             y_label=y_label, what=f"{y_label} at each number of sampling steps")
     return _steps_figure(series, out_dir, figure_id="fig11", title=FIG11_TITLE, y_label=y_label,
                          what="class-conditional ImageNet 256×256 gFID at each number of sampling steps")
 
