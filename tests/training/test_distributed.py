@@ -59,7 +59,7 @@ def test_two_ranks_equal_one_rank_with_the_same_global_batch(tmp_path):
 GEN_ARGS = ["--no-progress", "--threads", "1", "--set", "recipe=pretrain_finetune", "--set", "data.n=8",
             "--set", "low_resolution=32", "--set", "high_resolution=64", "--set", "batch_size=4",
             "--set", "micro_batch_size=2", "--set", "stage_steps.pretrain=2", "--set", "stage_steps.finetune=1",
-            "--set", "tokenizer=random:0"]
+            "--set", "tokenizer=random:0", "--set", "text_encoder=tiny"]
 
 
 @pytest.mark.slow
