@@ -68,7 +68,7 @@ _TABLE: dict[str, dict[str, str]] = {
         "parity": "baselines.dcar.parity:main",
         "geneval": "harness.geneval.cli:main",
         "stats": "harness.metrics.stats_tool:main",
-        "train": "training.cli:main",
+        "train": "dcar_training.cli:main",
     },
 }
 

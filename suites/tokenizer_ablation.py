@@ -1,6 +1,6 @@
 """Tokenizer training strategies (DC-AR Table 5): train DC-HT three ways, evaluate discrete-rFID and rFID.
 
-One item per recipe. ``run_batch`` trains the recipe (``training.tokenizer.train_tokenizer``) into
+One item per recipe. ``run_batch`` trains the recipe (``dcar_training.tokenizer.train_tokenizer``) into
 ``artifacts/train/<recipe>/`` -- a killed run resumes from the stage checkpoints there -- then reconstructs the
 evaluation images through both paths and stores Inception features of the real images and of each path's
 reconstructions (``artifacts/features/<recipe>.npz``). The record holds the stage lengths, the measured device
@@ -58,7 +58,7 @@ class TokenizerAblationSuite(Suite):
 
     @classmethod
     def typed_config(cls, config: Mapping[str, Any]) -> AblationConfig:
-        from training.suite_support import DataConfig, InceptionConfig
+        from dcar_training.suite_support import DataConfig, InceptionConfig
 
         c = dict(config)
         typed = {
@@ -87,7 +87,7 @@ class TokenizerAblationSuite(Suite):
         return reqs
 
     def train_config(self, recipe: str):
-        from training.tokenizer import TokenizerTrainConfig
+        from dcar_training.tokenizer import TokenizerTrainConfig
 
         return fill_dataclass(TokenizerTrainConfig, {**self.cfg.training, "recipe": recipe}, prefix="training.")
 
@@ -95,7 +95,7 @@ class TokenizerAblationSuite(Suite):
         return f"DC-HT trained by {len(self.cfg.recipes)} recipe(s) ({self.cfg.preset} preset)"
 
     def plan(self) -> list[WorkItem]:
-        from training.tokenizer import RECIPE_LABELS, RECIPES
+        from dcar_training.tokenizer import RECIPE_LABELS, RECIPES
 
         for r in self.cfg.recipes:
             if r not in RECIPES:
@@ -138,11 +138,11 @@ class TokenizerAblationSuite(Suite):
         import torch
 
         from baselines.dcar.tokenizer import DCHT
+        from dcar_training.evaluate import recon_features
+        from dcar_training.loop import device_name, read_loss_log
+        from dcar_training.suite_support import downsample_curve, resolve_device
+        from dcar_training.tokenizer import train_tokenizer
         from harness.io import canonical_json, file_sha256, npz_bytes
-        from training.evaluate import recon_features
-        from training.loop import device_name, read_loss_log
-        from training.suite_support import downsample_curve, resolve_device
-        from training.tokenizer import train_tokenizer
 
         device = resolve_device(self.cfg.device)
         cfg = self.train_config(item.id)
@@ -180,7 +180,7 @@ class TokenizerAblationSuite(Suite):
     # ------------------------------------------------------------------ aggregate
 
     def aggregate(self, records: Iterable[Mapping[str, Any]], ctx: RunContext) -> dict[str, Any]:
-        from training.suite_support import fid, load_features
+        from dcar_training.suite_support import fid, load_features
 
         rows: dict[str, dict[str, Any]] = {}
         real_inception = True
@@ -216,9 +216,9 @@ class TokenizerAblationSuite(Suite):
         }
 
     def render(self, summary: Mapping[str, Any]) -> str:
+        from dcar_training.suite_support import MINI_NOTE
         from harness.markdown_table import markdown_table
         from harness.report.paper_tables import paper_cells
-        from training.suite_support import MINI_NOTE
 
         res = summary.get("results", summary)
         paper = paper_cells().get(PAPER_TABLE, {})

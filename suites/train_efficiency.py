@@ -1,6 +1,6 @@
 """Training efficiency (DC-AR Table 6, Fig. 10): pre-train at 256 + fine-tune at 512 vs train at 512 from scratch.
 
-One item per recipe. ``run_batch`` trains the recipe (``training.generator.train_generator``) into
+One item per recipe. ``run_batch`` trains the recipe (``dcar_training.generator.train_generator``) into
 ``artifacts/train/<recipe>/`` (resumable from its stage checkpoints), then generates one image per evaluation
 caption at the high resolution (per-item seeds shared by the recipes, so both models get the same captions and
 noise) and stores Inception features of the generated and the real evaluation images. The record holds the
@@ -50,7 +50,7 @@ class TrainEfficiencySuite(Suite):
 
     def __init__(self, config: Mapping[str, Any]):
         super().__init__(config)
-        from training.suite_support import DataConfig, InceptionConfig
+        from dcar_training.suite_support import DataConfig, InceptionConfig
 
         c = dict(self.config)
         typed = {"train_data": fill_dataclass(DataConfig, c.get("train_data"), prefix="train_data."),
@@ -85,7 +85,7 @@ class TrainEfficiencySuite(Suite):
         return reqs
 
     def train_config(self, recipe: str):
-        from training.generator import GeneratorTrainConfig
+        from dcar_training.generator import GeneratorTrainConfig
 
         return fill_dataclass(GeneratorTrainConfig, {**self.cfg.training, "recipe": recipe}, prefix="training.")
 
@@ -103,7 +103,7 @@ class TrainEfficiencySuite(Suite):
         return f"{kind} trained by {len(self.cfg.recipes)} recipe(s) ({self.cfg.preset} preset)"
 
     def plan(self) -> list[WorkItem]:
-        from training.generator import RECIPE_LABELS, RECIPES
+        from dcar_training.generator import RECIPE_LABELS, RECIPES
 
         for r in self.cfg.recipes:
             if r not in RECIPES:
@@ -113,8 +113,8 @@ class TrainEfficiencySuite(Suite):
     def validate(self, items: Sequence[WorkItem]) -> None:
         from pathlib import Path
 
+        from dcar_training.models import is_random, text_encoder_path, tokenizer_path
         from harness.api import MissingResourceError
-        from training.models import is_random, text_encoder_path, tokenizer_path
 
         for it in items:
             self.train_config(it.id)
@@ -151,12 +151,12 @@ class TrainEfficiencySuite(Suite):
         import torch
 
         from baselines.dcar.generator import DCAR
+        from dcar_training.evaluate import generation_features
+        from dcar_training.generator import train_generator
+        from dcar_training.loop import device_name, read_loss_log
+        from dcar_training.models import load_text_encoder, load_tokenizer
+        from dcar_training.suite_support import downsample_curve, resolve_device
         from harness.io import canonical_json, file_sha256, npz_bytes
-        from training.evaluate import generation_features
-        from training.generator import train_generator
-        from training.loop import device_name, read_loss_log
-        from training.models import load_text_encoder, load_tokenizer
-        from training.suite_support import downsample_curve, resolve_device
 
         device = resolve_device(self.cfg.device)
         cfg = self.train_config(item.id)
@@ -201,7 +201,7 @@ class TrainEfficiencySuite(Suite):
     # ------------------------------------------------------------------ aggregate
 
     def aggregate(self, records: Iterable[Mapping[str, Any]], ctx: RunContext) -> dict[str, Any]:
-        from training.suite_support import fid, load_features
+        from dcar_training.suite_support import fid, load_features
 
         rows: dict[str, dict[str, Any]] = {}
         series = []
@@ -246,9 +246,9 @@ class TrainEfficiencySuite(Suite):
         }
 
     def render(self, summary: Mapping[str, Any]) -> str:
+        from dcar_training.suite_support import MINI_NOTE
         from harness.markdown_table import markdown_table
         from harness.report.paper_tables import paper_cells
-        from training.suite_support import MINI_NOTE
 
         res = summary.get("results", summary)
         paper = paper_cells().get(PAPER_TABLE, {})

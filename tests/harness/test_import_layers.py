@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("harness", "baselines", "suites", "training")
+PACKAGES = ("harness", "baselines", "suites", "dcar_training")
 
 # rank of each harness module prefix (longest prefix wins); a module may import only ranks <= its own
 RANKS = {
@@ -177,7 +177,7 @@ def test_every_module_imports_in_a_fresh_interpreter_in_dependency_order():
         "        importlib.import_module(m); res[m] = 'ok'\n"
         "    except ModuleNotFoundError as e:\n"
         "        top = (e.name or '').split('.')[0]\n"
-        "        res[m] = 'ok' if top not in ('harness', 'baselines', 'suites', 'training') else f'FAIL {e!r}'\n"
+        "        res[m] = 'ok' if top not in ('harness', 'baselines', 'suites', 'dcar_training') else f'FAIL {e!r}'\n"
         "        res[m] = res[m] if res[m].startswith('FAIL') else f'missing optional {e.name}'\n"
         "    except Exception as e:\n"
         "        res[m] = f'FAIL {type(e).__name__}: {e}'\n"

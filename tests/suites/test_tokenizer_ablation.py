@@ -23,7 +23,7 @@ TINY = {
 
 @pytest.fixture
 def tiny_extractor(monkeypatch):
-    monkeypatch.setattr("training.evaluate.make_extractor", lambda *a, **k: TinyExtractor())
+    monkeypatch.setattr("dcar_training.evaluate.make_extractor", lambda *a, **k: TinyExtractor())
 
 
 def _run(out, **kw):
@@ -64,7 +64,7 @@ def test_resume_after_a_kill_gives_the_same_records(tmp_path, tiny_extractor, mo
     from harness.records import read_all
 
     _run(tmp_path / "whole")
-    import training.tokenizer as tt
+    import dcar_training.tokenizer as tt
 
     real = tt.train_tokenizer
     calls = {"n": 0}

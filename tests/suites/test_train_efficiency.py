@@ -21,7 +21,7 @@ TINY = {
 
 @pytest.fixture
 def tiny_extractor(monkeypatch):
-    monkeypatch.setattr("training.evaluate.make_extractor", lambda *a, **k: TinyExtractor())
+    monkeypatch.setattr("dcar_training.evaluate.make_extractor", lambda *a, **k: TinyExtractor())
 
 
 def _run(out, **kw):
@@ -63,7 +63,7 @@ def test_discrete_only_and_resume(tmp_path, tiny_extractor):
 
     kw = {"recipes": ["scratch"], "training.discrete_only": True}
     _run(tmp_path / "a", **kw)
-    import training.generator as tg
+    import dcar_training.generator as tg
 
     real = tg.train_generator
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.data import ShapesDataset
-from training.discriminator import PatchDiscriminator
-from training.loop import Loop, LoopConfig, read_loss_log
-from training.tokenizer import RECIPES, STAGES, TokenizerTask, build_dcht, build_perceptual, train_tokenizer
+from dcar_training.data import ShapesDataset
+from dcar_training.discriminator import PatchDiscriminator
+from dcar_training.loop import Loop, LoopConfig, read_loss_log
+from dcar_training.tokenizer import RECIPES, STAGES, TokenizerTask, build_dcht, build_perceptual, train_tokenizer
 
 from .helpers import tokenizer_config
 
@@ -44,7 +44,7 @@ def test_alternate_stage_takes_each_path_half_the_time(tmp_path):
     task = TokenizerTask(build_dcht(cfg), PatchDiscriminator(8), lp, "alternate_finetune", cfg, ShapesDataset(4, 64),
                          torch.device("cpu"))
     loop = Loop(task, LoopConfig(steps=1, batch_size=4, micro_batch_size=4), 4, tmp_path)
-    from training.loop import MicroBatch
+    from dcar_training.loop import MicroBatch
 
     mask = task.discrete_mask(MicroBatch(tuple(range(4000)), (0,) * 4000), loop)
     assert 0.47 < float(mask.float().mean()) < 0.53
@@ -64,7 +64,7 @@ def test_loss_decreases_over_a_few_dozen_steps(tmp_path):
     lp, _ = build_perceptual(cfg.loss, torch.device("cpu"))
     ds = ShapesDataset(2, 64)
     task = TokenizerTask(model, disc, lp, "continuous_warmup", cfg, ds, torch.device("cpu"))
-    from training.tokenizer import AdamConfig
+    from dcar_training.tokenizer import AdamConfig
 
     task._opts["ae"] = torch.optim.Adam(task.ae_params, lr=1e-3, betas=AdamConfig().betas)
     Loop(task, LoopConfig(steps=24, batch_size=2, micro_batch_size=2), len(ds), tmp_path).run()
@@ -103,7 +103,7 @@ def test_recipe_resumed_mid_stage_is_bit_identical(tmp_path):
 
 
 def test_other_config_refuses_the_checkpoint(tmp_path):
-    from training.loop import TrainingError
+    from dcar_training.loop import TrainingError
 
     ds = ShapesDataset(8, 64)
     train_tokenizer(tokenizer_config(checkpoint_every=1), ds, tmp_path, stop_after=(0, 1))

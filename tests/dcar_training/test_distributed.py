@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from training.loop import read_loss_log
+from dcar_training.loop import read_loss_log
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARGS = ["--no-progress", "--threads", "1", "--set", "resolution=64", "--set", "data.n=8", "--set", "batch_size=4",
@@ -31,10 +31,10 @@ def _env():
 @pytest.mark.slow
 def test_two_ranks_equal_one_rank_with_the_same_global_batch(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
-    subprocess.run([sys.executable, "-m", "training", "tokenizer", "--out", str(one), *ARGS], check=True, cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "dcar_training", "tokenizer", "--out", str(one), *ARGS], check=True, cwd=ROOT,
                    env=_env(), timeout=300)
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    "-m", "training", "tokenizer", "--out", str(two), *ARGS], check=True, cwd=ROOT, env=_env(),
+                    "-m", "dcar_training", "tokenizer", "--out", str(two), *ARGS], check=True, cwd=ROOT, env=_env(),
                    timeout=300)
     for stage in STAGES:
         la, lb = (read_loss_log(d / stage / "loss_log.jsonl") for d in (one, two))
@@ -65,10 +65,10 @@ GEN_ARGS = ["--no-progress", "--threads", "1", "--set", "recipe=pretrain_finetun
 @pytest.mark.slow
 def test_generator_two_ranks_equal_one_rank(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
-    subprocess.run([sys.executable, "-m", "training", "generator", "--out", str(one), *GEN_ARGS], check=True,
+    subprocess.run([sys.executable, "-m", "dcar_training", "generator", "--out", str(one), *GEN_ARGS], check=True,
                    cwd=ROOT, env=_env(), timeout=300)
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    "-m", "training", "generator", "--out", str(two), *GEN_ARGS], check=True, cwd=ROOT, env=_env(),
+                    "-m", "dcar_training", "generator", "--out", str(two), *GEN_ARGS], check=True, cwd=ROOT, env=_env(),
                    timeout=300)
     for stage in ("stage1_pretrain_32", "stage2_finetune_64"):
         la, lb = (read_loss_log(d / stage / "loss_log.jsonl") for d in (one, two))

@@ -1,6 +1,6 @@
 import numpy as np
 
-from training.data import COLORS, SHAPES, ShapesDataset, SkimageDataset, batch_images, scene
+from dcar_training.data import COLORS, SHAPES, ShapesDataset, SkimageDataset, batch_images, scene
 
 
 def test_scenes_are_deterministic_and_captions_describe_them():

@@ -1,10 +1,10 @@
-"""``python -m training {tokenizer,generator} --out DIR [--set key=value ...]``: one recipe, under torchrun or not.
+"""``python -m dcar_training {tokenizer,generator} --out DIR [--set key=value ...]``: one recipe, under torchrun or not.
 
 Why a command of its own (and not only the suites): data-parallel training is a ``torchrun`` job
-(``torchrun --nproc_per_node 8 -m training tokenizer --out runs/t --set recipe=three_stage``), while a suite's
+(``torchrun --nproc_per_node 8 -m dcar_training tokenizer --out runs/t --set recipe=three_stage``), while a suite's
 items are sharded over ranks one item per rank; the suites train single-process and call the same functions.
-Values of ``--set`` are YAML; keys are the fields of :class:`training.tokenizer.TokenizerTrainConfig` /
-:class:`training.generator.GeneratorTrainConfig` (dotted for nested ones, e.g. ``loss.perceptual_weight=0``),
+Values of ``--set`` are YAML; keys are the fields of :class:`dcar_training.tokenizer.TokenizerTrainConfig` /
+:class:`dcar_training.generator.GeneratorTrainConfig` (dotted for nested ones, e.g. ``loss.perceptual_weight=0``),
 plus ``data.kind``, ``data.n``, ``data.seed``, ``data.root`` and, for the generator, ``tokenizer`` (a saved DC-HT
 directory or ``random:SEED``; default: the released DC-HT's offline lookup) and ``text_encoder`` (a T5 directory or
 ``tiny``; default: ``$DCAR_T5_PATH`` / the HF cache of google-t5/t5-base).
@@ -34,7 +34,7 @@ def _nest(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     from harness.api import UserError
 
-    ap = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m dcar_training", description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=("tokenizer", "generator"))
     ap.add_argument("--out", required=True, help="output directory (resumes what is there)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from baselines.dcar.generator.training_forward import diffusion_loss, mask_count, random_mask
-from training.data import ShapesDataset
-from training.generator import build_generator, cosine_lambda, train_generator
-from training.loop import read_loss_log
+from dcar_training.data import ShapesDataset
+from dcar_training.generator import build_generator, cosine_lambda, train_generator
+from dcar_training.loop import read_loss_log
 
 from .helpers import frozen_models, generator_config
 
@@ -66,7 +66,7 @@ def test_pretrain_finetune_keeps_weights_and_rebuilds_position_table(models, tmp
     out = train_generator(cfg, ds, tok, te, tmp_path, stop_after=(1, 0))  # pretrain done, finetune not started
     assert out["done"] is False and out["stages"][0]["resolution"] == 32
     pre = torch.load(tmp_path / "stage1_pretrain_32" / "checkpoint.pt", weights_only=False)["modules"]["generator"]
-    from training.generator import load_generator_weights
+    from dcar_training.generator import load_generator_weights
 
     hi = build_generator(cfg, 64, 64, 32, 64)
     table = hi.pos_embed.detach().clone()
@@ -101,7 +101,7 @@ def test_loss_decreases(models, tmp_path):
 
 
 def test_condition_dropout_rate(tmp_path):
-    from training.loop import Loop, LoopConfig
+    from dcar_training.loop import Loop, LoopConfig
 
     class _T:
         def optimizers(self):

@@ -98,7 +98,7 @@ class ShapesDataset:
 
     def describe(self) -> dict:
         return {"kind": self.kind, "n": self.n, "resolution": self.resolution, "seed": self.seed,
-                "note": "procedural shapes with captions (training.data), NOT the paper's training data"}
+                "note": "procedural shapes with captions (dcar_training.data), NOT the paper's training data"}
 
 
 #: scikit-image sample pictures (bundled with the package, no download)

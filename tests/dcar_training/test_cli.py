@@ -1,9 +1,9 @@
-"""``python -m training``: a mistake is one line and exit 1; a tiny run writes its checkpoints, log and final model."""
+"""``python -m dcar_training``: a mistake is one line and exit 1; a tiny run writes its checkpoints, log and final model."""
 from __future__ import annotations
 
 import json
 
-from training.cli import main
+from dcar_training.cli import main
 
 
 def test_unknown_recipe_is_one_line(tmp_path, capsys):

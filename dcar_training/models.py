@@ -1,6 +1,6 @@
 """Loading the frozen models a generator recipe needs: a DC-HT tokenizer and a T5 text encoder.
 
-Why here: both the ``python -m training`` command and the ``train_efficiency`` suite take the same spellings --
+Why here: both the ``python -m dcar_training`` command and the ``train_efficiency`` suite take the same spellings --
 a saved DC-HT directory (``save_pretrained`` layout, e.g. a ``tokenizer_ablation`` run's ``final/``) or
 ``random:SEED`` (tiny random DC-HT, tests and mini runs only); a T5 directory or ``tiny`` (random 2-layer T5
 with an offline tokenizer). A missing directory is one line naming it.

@@ -1,8 +1,8 @@
 """Tiny tokenizer / generator training configs that run in a second or two on one CPU thread."""
 from __future__ import annotations
 
-from training.generator import AdamWConfig, GeneratorTrainConfig
-from training.tokenizer import TokenizerLossConfig, TokenizerTrainConfig
+from dcar_training.generator import AdamWConfig, GeneratorTrainConfig
+from dcar_training.tokenizer import TokenizerLossConfig, TokenizerTrainConfig
 
 ONE_EPOCH = {"continuous_warmup": 1, "discrete": 1, "alternate_finetune": 1, "alternate_full": 1}
 
@@ -26,7 +26,7 @@ def frozen_models():
     from baselines.common import seeded
     from baselines.dcar.tokenizer import DCHT
     from baselines.dcar.tokenizer.config import DCHTConfig
-    from training.models import load_text_encoder
+    from dcar_training.models import load_text_encoder
 
     with seeded(0):
         tok = DCHT(DCHTConfig.tiny(codebook_size=64)).eval()

@@ -2,7 +2,7 @@
 three strategies of Table 5 as named recipes.
 
 Losses (weights from the paper's tokenizer table): L2 reconstruction 1.0 (L1 0.0), LPIPS perceptual 1.0,
-PatchGAN hinge adversarial 0.5 (:mod:`training.discriminator`), and the VQ loss on discrete-path images
+PatchGAN hinge adversarial 0.5 (:mod:`dcar_training.discriminator`), and the VQ loss on discrete-path images
 (codebook term + commitment beta = 0.25, the quantizer's own ``beta``). Optimiser Adam (0.9, 0.95), lr 1e-4,
 constant, no weight decay, batch 128.
 
