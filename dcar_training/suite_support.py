@@ -6,7 +6,6 @@ Fréchet distances from stored features in the same way; one copy keeps their nu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
@@ -70,14 +69,12 @@ def downsample_curve(rows: Sequence[Mapping[str, Any]], key: str = "loss", limit
     return {"step": [int(r["step"]) for r in rows], key: [float(r[key]) for r in rows]}
 
 
-def load_features(run_dir: Path, relpath: str) -> dict[str, np.ndarray]:
-    from harness.api import IncompleteRunError
+def load_features(ctx, entry: Mapping[str, str], item_id: str | None = None) -> dict[str, np.ndarray]:
+    """A record's feature artifact (``{"path", "sha256"}``), checked against its sha256 (a modified file is refused)."""
+    import io
 
-    path = Path(run_dir) / "artifacts" / relpath
-    if not path.is_file():
-        raise IncompleteRunError(f"{path} is missing (a feature artifact a record names). Fix: rerun the run to "
-                                 f"recompute that item (delete its record first)")
-    with np.load(path) as f:
+    blob = ctx.read_artifact(entry["path"], entry["sha256"], item_id=item_id)
+    with np.load(io.BytesIO(blob), allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
 
 

@@ -376,6 +376,25 @@ class RunContext:
     def artifact_path(self, relpath: str) -> Path:
         return self.artifacts_dir / relpath
 
+    def read_artifact(self, relpath: str, sha256: str, *, item_id: str | None = None) -> bytes:
+        """The bytes of ``artifacts/<relpath>`` after checking them against the sha256 its record holds.
+
+        The counterpart of :meth:`write_artifact` for aggregation: a missing or modified file is a
+        :class:`DataError` naming it (and the item), never a silently different metric.
+        """
+        from harness.io import bytes_sha256
+
+        whose = f" of item {item_id}" if item_id is not None else ""
+        try:
+            blob = self.artifact_path(relpath).read_bytes()
+        except FileNotFoundError:
+            raise DataError(f"artifact artifacts/{relpath}{whose} is missing; the run directory is incomplete "
+                            f"(restore the file or rerun the suite into a new --out)") from None
+        if bytes_sha256(blob) != sha256:
+            raise DataError(f"artifact artifacts/{relpath}{whose} does not match the sha256 in its record; "
+                            f"the run directory was modified")
+        return blob
+
     def progress(self, iterable: Iterable, **kwargs: Any) -> Iterable:
         if not self.show_progress:
             return iterable

@@ -264,14 +264,7 @@ class ImageNetGFIDSuite(Suite):
 
         stats, pending, logits, first = None, [], [], None
         for rec in ctx.progress(records, desc="imagenet_gfid: reading features", unit="item"):
-            try:
-                blob = ctx.artifact_path(rec["features"]).read_bytes()
-            except FileNotFoundError:
-                raise DataError(f"artifact artifacts/{rec['features']} of item {rec.get('item_id')} is missing; the "
-                                f"run directory is incomplete (restore it or rerun into a new --out)") from None
-            if bytes_sha256(blob) != rec["features_sha256"]:
-                raise DataError(f"artifact artifacts/{rec['features']} does not match the sha256 in its record "
-                                f"(item {rec.get('item_id')}); the run directory was modified")
+            blob = ctx.read_artifact(rec["features"], rec["features_sha256"], item_id=rec.get("item_id"))
             with np.load(io.BytesIO(blob), allow_pickle=False) as data:
                 pending.append(data["pool"].astype(np.float64))
                 logits.append(data["logits"])

@@ -212,14 +212,7 @@ class _Features:
 
 def _load_feature_artifact(rec: Mapping[str, Any], ctx: RunContext, kinds: Sequence[str]):
     """One item's features by kind and its extractor description, after checking the record's sha256."""
-    try:
-        blob = ctx.artifact_path(rec["features"]).read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"artifact artifacts/{rec['features']} of item {rec.get('item_id')} is missing; the run "
-                        f"directory is incomplete (restore the file or rerun the suite into a new --out)") from None
-    if bytes_sha256(blob) != rec["features_sha256"]:
-        raise DataError(f"artifact artifacts/{rec['features']} does not match the sha256 in its record "
-                        f"(item {rec.get('item_id')}); the run directory was modified")
+    blob = ctx.read_artifact(rec["features"], rec["features_sha256"], item_id=rec.get("item_id"))
     with np.load(io.BytesIO(blob), allow_pickle=False) as data:
         missing = [k for k in (*kinds, EXTRACTOR_KEY) if k not in data.files]
         if missing:

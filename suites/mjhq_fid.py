@@ -587,15 +587,7 @@ def _read_features(records: Sequence[Mapping[str, Any]], ctx: RunContext):
     first: dict[str, Any] | None = None
     rows: dict[str, list[np.ndarray]] = {}
     for rec in ctx.progress(records, desc="mjhq_fid: reading features", unit="item"):
-        rel = rec["features"]
-        try:
-            blob = ctx.artifact_path(rel).read_bytes()
-        except FileNotFoundError:
-            raise DataError(f"artifact artifacts/{rel} of item {rec.get('item_id')} is missing; the run directory is "
-                            f"incomplete (restore it or rerun into a new --out)") from None
-        if bytes_sha256(blob) != rec["features_sha256"]:
-            raise DataError(f"artifact artifacts/{rel} does not match the sha256 in its record (item "
-                            f"{rec.get('item_id')}); the run directory was modified")
+        blob = ctx.read_artifact(rec["features"], rec["features_sha256"], item_id=rec.get("item_id"))
         with np.load(io.BytesIO(blob), allow_pickle=False) as data:
             described = json.loads(str(data[PROTOCOLS_KEY]))
             if first is None:

@@ -186,7 +186,7 @@ class TokenizerAblationSuite(Suite):
         real_inception = True
         order = {r: i for i, r in enumerate(self.cfg.recipes)}
         for rec in sorted(records, key=lambda r: order.get(r["recipe"], len(order))):  # the config's order
-            f = load_features(ctx.run_dir, rec["features"]["path"])
+            f = load_features(ctx, rec["features"], rec.get("item_id"))
             rows[rec["recipe"]] = {
                 "label": rec["label"], "discrete_rFID": fid(f["real"], f["discrete"], self.cfg.frechet),
                 "rFID": fid(f["real"], f["continuous"], self.cfg.frechet),

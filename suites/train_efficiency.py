@@ -208,7 +208,7 @@ class TrainEfficiencySuite(Suite):
         real_inception = True
         order = {r: i for i, r in enumerate(self.cfg.recipes)}
         for rec in sorted(records, key=lambda r: order.get(r["recipe"], len(order))):  # the config's order
-            f = load_features(ctx.run_dir, rec["features"]["path"])
+            f = load_features(ctx, rec["features"], rec.get("item_id"))
             steps = " + ".join(f"{s['steps']} ({s['resolution']})" for s in rec["stages"])
             rows[rec["recipe"]] = {"label": rec["label"], "steps": steps,
                                    "total_steps": sum(s["steps"] for s in rec["stages"]),
