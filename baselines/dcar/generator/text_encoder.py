@@ -250,7 +250,23 @@ def build_tiny_t5(*, d_model: int = 32, seed: int = 0, cache_dir: str | os.PathL
     with seeded(seed):
         model = T5EncoderModel(_t5_config(len(tokenizer), d_model))
     model.save_pretrained(str(tmp))
+    _write_missing_model_files(model, tmp)
     return _publish(tmp, folder)
+
+
+def _write_missing_model_files(model, folder: Path) -> None:
+    """Write config and weights if ``save_pretrained`` left them out.
+
+    Under an initialised ``torch.distributed`` (torchrun), transformers' ``save_pretrained`` writes only on rank 0,
+    whatever ``is_main_process`` says; a build on another rank would then publish a folder without the model, and
+    every rank would fail to load it. Each rank's build is complete on its own instead (the first one published wins).
+    """
+    if not (folder / "config.json").is_file():
+        model.config.to_json_file(str(folder / "config.json"))
+    if not any((folder / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")):
+        from safetensors.torch import save_model
+
+        save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
 def random_t5_base(*, seed: int = 0, max_length: int = T5_MAX_LENGTH,

@@ -70,3 +70,20 @@ def test_a_damaged_t5_directory_is_one_user_error_naming_it(tmp_path):
     weights.write_bytes(b"not a weights file")
     with pytest.raises(CheckpointFormatError, match=f"T5 directory {folder} could not be loaded"):
         T5TextEncoder.from_pretrained(folder)
+
+
+def test_tiny_t5_built_on_a_rank_that_save_pretrained_skips_is_complete(tmp_path, monkeypatch):
+    """Under torchrun, transformers saves only on rank 0; a tiny T5 built on another rank must still load (and be
+    the same model as one saved normally)."""
+    import torch
+
+    from baselines.dcar.generator.text_encoder import T5TextEncoder, build_tiny_t5
+
+    normal = T5TextEncoder.from_pretrained(build_tiny_t5(cache_dir=tmp_path / "a"), max_length=32)
+    monkeypatch.setattr("transformers.modeling_utils.PreTrainedModel.should_save_on_this_rank",
+                        lambda self, is_main_process: False)
+    folder = build_tiny_t5(cache_dir=tmp_path / "b")
+    assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    other = T5TextEncoder.from_pretrained(folder, max_length=32)
+    a, b = normal.encode(["a red cube"]), other.encode(["a red cube"])
+    assert torch.equal(a.hidden, b.hidden) and torch.equal(a.mask, b.mask)
