@@ -17,8 +17,10 @@ ImageNet or the metric weights are gone (another machine, months later). So ``ru
 everything aggregation needs: each record names the Inception and LPIPS weights it was made
 with, and each feature file carries the extractor's self-description (the rFID protocol).
 
-Results made with random Inception, LPIPS or tokenizer weights, or on the scikit-image sample
-pictures (``dataset.kind: skimage_samples``, for the smoke run), are labelled as such and never
+Results made with random Inception, LPIPS or tokenizer weights, on the scikit-image sample
+pictures (``dataset.kind: skimage_samples``, for the smoke run) or on procedural pictures
+(``dataset.kind: shapes``: ``dcar_training.data.ShapesDataset``, rendered at the resolution, for
+the mini-trained tokenizer on a seed it was not trained on) are labelled as such and never
 presented as the paper's metric.
 """
 from __future__ import annotations
@@ -51,6 +53,8 @@ from harness.runner.config import ConfigError, fill_dataclass, suite_yaml
 SKIMAGE_SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry", "colorwheel",
                    "logo", "coins", "page", "cat", "hubble_deep_field")
 SMOKE_LABEL = "scikit-image sample pictures (NOT ImageNet; smoke test only)"
+#: the seed the mini-trained models were trained on (``dcar_training.data.ShapesDataset(n, res, seed=0)``)
+SHAPES_TRAINING_SEED = 0
 #: a Fréchet distance needs two covariances, and a covariance (N-1 normalised) needs two samples
 MIN_IMAGES = 2
 SKIP_HINT = ("Fix: remove or replace the file, or rerun with --set dataset.skip_corrupt=true to record unreadable "
@@ -66,11 +70,12 @@ EXTRACTOR_KEY = "extractor_json"
 class DatasetConfig:
     """``dataset.*``: which pictures, at which resolution, and what to do with unreadable ones."""
 
-    kind: Literal["imagenet", "skimage_samples"]
+    kind: Literal["imagenet", "skimage_samples", "shapes"]
     root: str | None
     labels_file: str | None
     resolution: int
     limit: int | None
+    seed: int  # kind shapes only: ShapesDataset(limit, resolution, seed)
     skip_corrupt: bool
 
     def __post_init__(self) -> None:
@@ -80,6 +85,10 @@ class DatasetConfig:
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"dataset.limit must be a positive number of images or null (all), got {self.limit}. "
                              f"Fix: --set dataset.limit={MIN_IMAGES}")
+        if self.kind == "shapes" and self.limit is None:
+            raise ValueError("dataset.limit is required with dataset.kind=shapes (the number of procedural "
+                             "pictures to render; null means all, and there is no all of them). "
+                             "Fix: --set dataset.limit=1000")
 
 
 @dataclass(frozen=True)
@@ -192,6 +201,20 @@ def _skimage_picture(name: str):
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     return to_rgb(Image.fromarray(arr))
+
+
+def _shapes_picture(seed: int, index: int, resolution: int) -> np.ndarray:
+    """Procedural picture ``index`` of ``seed`` (``ShapesDataset``), uint8 (H, W, 3), already square at ``resolution``."""
+    from dcar_training.data import ShapesDataset
+
+    return ShapesDataset(index + 1, resolution, seed).image(index)
+
+
+def shapes_label(seed: int) -> str:
+    """The plain-words label of a ``dataset.kind: shapes`` run (summary, warnings, report)."""
+    if seed == SHAPES_TRAINING_SEED:
+        return f"procedural shapes (seed {seed}: the mini models' TRAINING seed, NOT held out), NOT ImageNet"
+    return f"procedural shapes (held-out seed {seed}), NOT ImageNet"
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -386,6 +409,9 @@ class ImageNetReconSuite(Suite):
         res = self.cfg.dataset.resolution
         if self.cfg.dataset.kind == "skimage_samples":
             return {"dataset": "skimage-samples", "label": SMOKE_LABEL, "crop": "adm_center_crop", "resolution": res}
+        if self.cfg.dataset.kind == "shapes":
+            return {"dataset": "procedural-shapes", "label": shapes_label(self.cfg.dataset.seed),
+                    "crop": "none (rendered at resolution)", "resolution": res, "seed": self.cfg.dataset.seed}
         return {"dataset": "imagenet-val", "label": f"ImageNet val {res}x{res}", "crop": "adm_center_crop",
                 "resolution": res}
 
@@ -430,7 +456,8 @@ class ImageNetReconSuite(Suite):
     # ------------------------------------------------------------------ plan and validate
 
     def plan(self) -> list[WorkItem]:
-        """Every image of the split (or the samples), the first ``report.examples`` marked to save PNGs.
+        """Every image of the split (or the samples, or the procedural pictures), the first ``report.examples``
+        marked to save PNGs.
 
         Why the mark lives in the payload: ``run_batch`` sees only its batch, not the item's place in
         the plan, and a shard, a resume or another batch size must save exactly the same examples.
@@ -440,6 +467,9 @@ class ImageNetReconSuite(Suite):
         if d.kind == "skimage_samples":
             names = SKIMAGE_SAMPLES[: d.limit] if d.limit is not None else SKIMAGE_SAMPLES
             items = [WorkItem(id=f"skimage/{n}", payload={"sample": n}) for n in names]
+        elif d.kind == "shapes":  # rendered from (seed, index) in run_batch: no files
+            items = [WorkItem(id=f"shapes/s{d.seed}/{i:05d}", payload={"shapes_seed": d.seed, "index": i})
+                     for i in range(d.limit or 0)]  # a null limit is refused by DatasetConfig
         else:
             items = [WorkItem(id=i, payload={"file": i}) for i in self.dataset().ids()]
         shown = self.cfg.report.examples
@@ -545,6 +575,9 @@ class ImageNetReconSuite(Suite):
 
         if "sample" in item.payload:
             return adm_center_crop(_skimage_picture(item.payload["sample"]), self.cfg.dataset.resolution)
+        if "shapes_seed" in item.payload:
+            return _shapes_picture(int(item.payload["shapes_seed"]), int(item.payload["index"]),
+                                   self.cfg.dataset.resolution)
         return self.dataset().load(item.payload["file"])
 
     def _load_or_skip(self, item: WorkItem) -> tuple[np.ndarray | None, dict[str, Any] | None]:
@@ -751,7 +784,7 @@ class ImageNetReconSuite(Suite):
         real = weights["inception_real"] and weights["lpips_real"] and weights["adapter_real"]
         warnings = []
         if d.kind != "imagenet":
-            warnings.append(f"dataset: {SMOKE_LABEL}")
+            warnings.append(f"dataset: {self.dataset_description()['label']}")
         elif not planned_all:
             warnings.append(f"only {planned} ImageNet val images (evenly spaced, dataset.limit) were planned")
         elif not full_split:
