@@ -55,6 +55,7 @@ _TABLE: dict[str, dict[str, str]] = {
         "steps_sweep": "suites.steps_sweep:StepsSweepSuite",
         "tokenizer_ablation": "suites.tokenizer_ablation:TokenizerAblationSuite",
         "train_efficiency": "suites.train_efficiency:TrainEfficiencySuite",
+        "caption_following": "suites.caption_following:CaptionFollowingSuite",
     },
     "metric": {
         "psnr": "harness.metrics.recon:PSNR",

@@ -2,7 +2,8 @@
 
 ``build_figures(runs, out_dir)`` returns one :class:`~harness.report.plotting.Figure` per figure of the
 paper a report covers, drawn when some run can fill it and ``"not run: needs ..."`` otherwise, plus an
-image grid per pair of comparable GenEval runs and per reconstruction run with saved examples.
+image grid per pair of comparable GenEval runs, per reconstruction run with saved examples and per group of
+caption_following runs (same plan and seed; one run alone gets a one-column grid).
 
 Why line plots take plain series: the suites that produce the curves (a sampling-steps sweep over
 gFID, generator training logs) pass ``Series(label, x, y, is_paper)`` lists and get a figure; a suite
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from harness.report.collect import RunView
-from harness.report.grids import geneval_grids, recon_grids
+from harness.report.grids import caption_following_grids, geneval_grids, recon_grids
 from harness.report.plotting import Canvas, Figure, FigureFact, Series, facts_of, not_run, weights_phrase
 
 __all__ = ["Figure", "Series", "build_figures", "plot_gfid_vs_steps", "plot_mar_steps", "plot_training_loss",
@@ -226,7 +227,8 @@ LINE_FIGURES: tuple[tuple[str, str, Callable[..., Figure], str, str], ...] = (
 def build_figures(runs: Sequence[RunView], out_dir: str | Path) -> list[Figure]:
     """Every figure a report shows, drawn from the runs' files (PNGs under ``out_dir/figures/``) or marked not run.
 
-    Order: Fig. 6, the Fig. 9-style grids, Fig. 10, Fig. 11, the reconstruction grids. Reads plan, records,
+    Order: Fig. 6, the Fig. 9-style grids, Fig. 10, Fig. 11, the reconstruction grids, the caption-following grids
+    (not a paper figure: drawn only when a caption_following run saved images). Reads plan, records,
     summaries and artifacts only (no dataset, no model, no weights).
     """
     out_dir = Path(out_dir)
@@ -236,4 +238,5 @@ def build_figures(runs: Sequence[RunView], out_dir: str | Path) -> list[Figure]:
         y_label = _y_label(runs, figure_id)
         line[figure_id] = (plot(series, out_dir, **({"y_label": y_label} if y_label else {})) if series
                            else not_run(figure_id, title, needs, caption))
-    return [line["fig6"], *geneval_grids(runs, out_dir), line["fig10"], line["fig11"], *recon_grids(runs, out_dir)]
+    return [line["fig6"], *geneval_grids(runs, out_dir), line["fig10"], line["fig11"], *recon_grids(runs, out_dir),
+            *caption_following_grids(runs, out_dir)]

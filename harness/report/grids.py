@@ -9,6 +9,10 @@ samples) and the same run seed made their images from the same per-item seeds, s
 prompt and the same noise through each model: DC-AR beside its discrete-only baseline (the paper's
 Fig. 9, baseline on the left), or any other adapters side by side. Runs of one adapter only, or of
 different plans or seeds, are not paired.
+
+Caption-following runs (``suites/caption_following.py``) are grouped the same way (same plan, same seed), but a
+run alone also gets its grid (one column): each cell is marked with its verdicts (background, object colours,
+mask IoU) from the record, so the grid shows what was scored.
 """
 from __future__ import annotations
 
@@ -33,6 +37,9 @@ FIG9_CAPTION = ("The same GenEval prompts and seeds through two text-to-image mo
                 "(the paper's Fig. 9: the discrete-only baseline on the left, DC-AR on the right).")
 RECON_NEEDS = "an imagenet_recon run that saved example images (report.examples > 0, the default)"
 RECON_CAPTION = "Input crops beside the tokenizer's reconstructions through each path, with per-image PSNR."
+CAPTION_SUITE = "caption_following"
+#: the figure id (and PNG name) of the first caption-following grid; a run draws its own under this name too
+CAPTION_GRID_ID = "caption_following_grid"
 
 
 # --------------------------------------------------------------------------- reading images
@@ -280,3 +287,107 @@ def recon_grids(runs: Sequence[RunView], out_dir: Path) -> list[Figure]:
         return [not_run("recon_grid", "Tokenizer reconstructions", RECON_NEEDS, RECON_CAPTION)]
     return [recon_grid(r, out_dir, "recon_grid" if k == 0 else f"recon_grid_{k + 1}")
             for k, r in enumerate(with_examples)]
+
+
+# --------------------------------------------------------------------------- caption following: verdicts per cell
+
+
+def caption_groups(runs: Sequence[RunView]) -> list[list[RunView]]:
+    """caption_following runs with saved images grouped by (plan, seed), in run order; a group may be one run."""
+    groups: dict[tuple[str, int], list[RunView]] = {}
+    for r in runs_of(runs, CAPTION_SUITE):
+        if r.items and any(rec.get("image") for rec in r.records):
+            groups.setdefault((r.manifest.plan_sha256, r.manifest.seed), []).append(r)
+    return [sorted(g, key=_column_key) for g in groups.values()]
+
+
+def caption_verdict(rec: Mapping[str, Any]) -> str:
+    """A cell's title: ``✓``/``✗`` (all correct), the background, object colours right, mean IoU."""
+    objs = rec.get("objects") or []
+    right = sum(bool(o.get("color_correct")) for o in objs)
+    iou = sum(float(o.get("iou", 0.0)) for o in objs) / len(objs) if objs else 0.0
+    bg = "bg ok" if (rec.get("background") or {}).get("correct") else "bg wrong"
+    return f"{'✓' if rec.get('all_correct') else '✗'} {bg}, {right}/{len(objs)} obj, IoU {iou:.2f}"
+
+
+def _caption_labels(group: Sequence[RunView]) -> list[str]:
+    """Column titles: the adapter, with the run directory's name when one adapter has several columns."""
+    names = [r.label for r in group]
+    return list(iter_unique([f"{n} ({r.run_dir.name})" if names.count(n) > 1 else n for n, r in zip(names, group)]))
+
+
+def caption_following_grid(group: Sequence[RunView], out_dir: Path, figure_id: str) -> Figure:
+    """One row per item (its caption as label, first :data:`MAX_ROWS` items every run has), one column per run."""
+    items = [(it.id, it.payload) for it in group[0].items]
+    by_id = [{rec["item_id"]: rec for rec in r.records} for r in group]
+    shown = [(i, p) for i, p in items if all(i in b for b in by_id)]
+    not_in_all = [i for i, _ in items if not all(i in b for b in by_id)]
+    capped = [i for i, _ in shown[MAX_ROWS:]]
+    shown = shown[:MAX_ROWS]
+    labels = _caption_labels(group)
+    problems: list[str] = []
+    cells, titles, columns = [], [], []
+    for r, b, label in zip(group, by_id, labels):
+        recs = [b[i] for i, _ in shown]
+        columns.append({"label": label, "adapter": r.adapter, "run": str(r.run_dir), "real_weights": r.real_weights,
+                        "completeness": r.completeness(), "files": [rec.get("image") for rec in recs],
+                        "image_sha256": [rec.get("image_sha256") for rec in recs],
+                        "verdicts": [caption_verdict(rec) for rec in recs],
+                        "all_correct": [bool(rec.get("all_correct")) for rec in recs]})
+    for i, _ in shown:
+        row, row_titles = [], []
+        for r, b in zip(group, by_id):
+            rec = b[i]
+            if rec.get("image"):
+                img, problem = _read_image(r.artifact(rec["image"]), rec.get("image_sha256"))
+            else:
+                img, problem = None, f"{r.run_dir}: item {i} has no saved image (save_images was false)"
+            if problem:
+                problems.append(problem)
+            row.append(img)
+            row_titles.append(caption_verdict(rec))
+        cells.append(row)
+        titles.append(row_titles)
+    real = [r.real_weights for r in group]
+    kinds = {((r.manifest.adapter_info or {}).get("extra") or {}).get("weights_kind") for r in group}
+    subtitle = ("REAL weights" if all(real) else
+                "MINI-TRAINED weights (minutes on procedural shapes): NOT the released models"
+                if not any(real) and kinds == {"mini-trained"} else
+                "RANDOM/DUMMY/MINI weights: NOT the paper's models" if not any(real) else
+                "some columns use RANDOM/DUMMY/MINI weights: " + ", ".join(lab for lab, rw in zip(labels, real) if not rw))
+    scene_seed = group[0].manifest.config.get("scene_seed")
+    subtitle += f" · procedural scenes of seed {scene_seed}, run seed {group[0].manifest.seed}"
+    if len(group) > 1:
+        subtitle += " · same captions, same per-item seeds"
+    subtitle += " · ✓ = background and every object colour right"
+    partial = [f"{lab}: {r.completeness()}" for lab, r in zip(labels, group) if not r.complete]
+    if partial:
+        subtitle += " · " + "; ".join(partial)
+    vs = " vs ".join(labels)
+    row_labels = [f"#{p.get('index', i)}\n" + _wrap(str(p.get("caption", "")), 30, 5) for i, p in shown]
+    rel, size = _draw_grid(figure_id, out_dir, title=f"{vs}: caption following", subtitle=subtitle,
+                           warn=not all(real), col_titles=labels, row_labels=row_labels, cells=cells,
+                           cell_titles=titles, label_in=2.6)
+    caption = (f"{len(shown)} procedural caption(s) of the caption_following suite generated by {vs}, one column "
+               f"per model, each image marked with its verdicts (background colour, object colours right, mean "
+               f"object mask IoU); {weights_phrase(real)}.")
+    if capped:
+        caption += f" {len(capped)} more item(s) are not shown (at most {MAX_ROWS} rows)."
+    if not_in_all:
+        caption += f" {len(not_in_all)} item(s) not shown: not yet generated by every model."
+    if problems:
+        caption += f" {len(problems)} image(s) are missing or modified (marked)."
+    data = {"plan_sha256": group[0].manifest.plan_sha256, "seed": group[0].manifest.seed, "scene_seed": scene_seed,
+            "items": [i for i, _ in shown], "captions": [p.get("caption") for _, p in shown], "columns": columns,
+            "not_shown": {"over_row_cap": capped, "missing_in_some_run": not_in_all}, "problems": problems,
+            "size_px": size}
+    return Figure(figure_id, f"Caption following: {vs}", rel, "drawn", caption, data)
+
+
+def caption_following_grids(runs: Sequence[RunView], out_dir: Path) -> list[Figure]:
+    """A grid per group of caption_following runs (``caption_following_grid``, ``..._2``); none without such runs.
+
+    Not a figure of the paper, so a report without caption_following runs lists no placeholder for it.
+    """
+    return [caption_following_grid(g, out_dir, CAPTION_GRID_ID if k == 0 else f"{CAPTION_GRID_ID}_{k + 1}")
+            for k, g in enumerate(caption_groups(runs))]
