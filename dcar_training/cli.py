@@ -35,8 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harness.api import UserError
 
     ap = argparse.ArgumentParser(prog="python -m dcar_training", description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("tokenizer", "generator"))
+    ap.add_argument("what", choices=("tokenizer", "generator", "mini-defaults"))
     ap.add_argument("--out", required=True, help="output directory (resumes what is there)")
+    ap.add_argument("--work", default=None, help="mini-defaults only: training folder (default: runs/mini-defaults-work; "
+                                                 "resumes what is there)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--device", default="auto", help="cpu | cuda | auto (cuda:LOCAL_RANK under torchrun)")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
@@ -61,6 +63,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     pairs = [parse_set(s) for s in args.set]
+    if args.what == "mini-defaults":
+        return _mini_defaults(args, pairs)
     data = {**DATA_KEYS, **{k: v for k, v in pairs if k.startswith("data.")}}
     extra = {k: v for k, v in pairs if k in ("tokenizer", "text_encoder")}
     fields = _nest([(k, v) for k, v in pairs if not k.startswith("data.") and k not in extra])
@@ -105,6 +109,28 @@ def _run(args: argparse.Namespace) -> int:
         import torch.distributed as tdist
 
         tdist.destroy_process_group()
+    return 0
+
+
+def _mini_defaults(args: argparse.Namespace, pairs) -> int:
+    """Retrain the shipped mini default models (``dcar_training.mini_defaults``) and export them into ``--out``."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from harness.runner.config import fill_dataclass
+
+    from .mini_defaults import MiniDefaultsConfig, train_mini_defaults
+
+    cfg = fill_dataclass(MiniDefaultsConfig, _nest(pairs), source="--set")
+    if args.device not in ("auto", "cpu"):
+        print("error: mini-defaults trains on the CPU (its shipped weights were made there). Fix: drop --device",
+              file=sys.stderr)
+        return 1
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    progress = None if args.no_progress else (lambda it: tqdm(it, desc="mini-defaults", unit="step"))
+    report = train_mini_defaults(cfg, Path(args.out), Path(args.work or "runs/mini-defaults-work"), progress=progress)
+    print(json.dumps({"out": args.out, "heldout_psnr": report["heldout_psnr"],
+                      "device_seconds": report["device_seconds"]}, sort_keys=True))
     return 0
 
 

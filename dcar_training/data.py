@@ -34,7 +34,8 @@ class Scene:
     def caption(self) -> str:
         parts = [f"a {size} {color} {shape} {'in the' if place == 'center' else 'on the'} {place}"
                  for size, color, shape, place in self.objects]
-        return " and ".join(parts) + f" on a {self.background} background"
+        article = "an" if self.background[0] in "aeiou" else "a"
+        return " and ".join(parts) + f" on {article} {self.background} background"
 
 
 def scene(seed: int, index: int) -> Scene:
@@ -196,3 +197,18 @@ def batch_images(dataset, indices: Sequence[int]):
 
     arr = np.stack([dataset.image(int(i)) for i in indices]).astype(np.float32)
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous() / 127.5 - 1.0
+
+
+def unseen_indices(seed: int, n: int, *, train_seed: int = 0, train_n: int = 4096) -> list[int]:
+    """The first ``n`` indices of ``seed`` whose scene is not among items ``0..train_n-1`` of ``train_seed``.
+
+    Why: there are few distinct one-object scenes, so a different seed alone repeats about 17-30% of the training
+    pictures; a held-out figure must leave them out. A caption determines its scene, so captions are compared.
+    """
+    seen = {scene(train_seed, i).caption for i in range(train_n)}
+    out, index = [], 0
+    while len(out) < n:
+        if scene(seed, index).caption not in seen:
+            out.append(index)
+        index += 1
+    return out

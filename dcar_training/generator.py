@@ -53,7 +53,7 @@ class AdamWConfig:
 class GeneratorTrainConfig:
     recipe: str = "pretrain_finetune"
     discrete_only: bool = False
-    model_config: str = "tiny"  # tiny | full (the released 512 px architecture)
+    model_config: str = "tiny"  # tiny | mini (the shipped mini default's) | full (the released 512 px architecture)
     init_seed: int = 0
     low_resolution: int = 256
     high_resolution: int = 512
@@ -89,11 +89,14 @@ def build_generator(cfg: GeneratorTrainConfig, resolution: int, codebook_size: i
     if cfg.model_config == "tiny":
         mcfg = DCARConfig.tiny(codebook_size=codebook_size, image_seq_len=seq, context_dim=context_dim)
         mcfg.text_token_length = text_token_length
+    elif cfg.model_config == "mini":
+        mcfg = DCARConfig.mini(codebook_size=codebook_size, image_seq_len=seq, context_dim=context_dim)
+        mcfg.text_token_length = text_token_length
     elif cfg.model_config == "full":
         mcfg = DCARConfig(codebook_size=codebook_size, image_seq_len=seq, context_dim=context_dim,
                           text_token_length=text_token_length)
     else:
-        raise TrainingError(f"generator model_config must be tiny or full, got {cfg.model_config!r}")
+        raise TrainingError(f"generator model_config must be tiny, mini or full, got {cfg.model_config!r}")
     mcfg.diffusion_batch_mul = cfg.diffusion_batch_mul
     with seeded(cfg.init_seed):
         return DCAR(mcfg)

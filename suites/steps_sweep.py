@@ -313,6 +313,7 @@ class StepsSweepSuite(Suite):
                           "records_sha256": summary.get("records_sha256"), "num_items": summary.get("num_items"),
                           "seed": manifest.get("seed"), "adapter_steps": info.get("steps"),
                           "real_weights": bool(summary.get("real_weights")),
+                          "weights_kind": (info.get("extra") or {}).get("weights_kind"),
                           "is_paper_metric": (summary.get("results") or {}).get("is_paper_metric")},
             })
         return records
@@ -349,6 +350,7 @@ class StepsSweepSuite(Suite):
             "is_paper_metric": paper,
             # a sweep has no adapter of its own: the report's banner reads this (every point's model had real weights)
             "real_weights": bool(records) and all(r["inner"]["real_weights"] for r in records),
+            "weights_kinds": sorted({str(r["inner"].get("weights_kind")) for r in records}),
             "warnings": warnings,
         }
         y_label = self.y_label()

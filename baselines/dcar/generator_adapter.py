@@ -13,7 +13,11 @@ Resources (looked up by :mod:`harness.resources`: explicit option, env var, HF c
 ``random_init_seed=<int>`` builds random weights for every component not given explicitly
 (``info().real_weights`` is then False). ``config="tiny"`` is a seconds-on-CPU model for smoke
 runs and tests (tiny transformer, ``DCHTConfig.tiny()``, tiny random T5 with an offline tokenizer);
-it has no released weights, so it is random (seed 0) unless weights are given.
+it has no released weights, so it is random (seed 0) unless weights are given. ``config="mini"`` loads the
+mini-trained default models shipped in ``baselines/dcar/mini_weights`` (128 px, trained on procedural captioned
+shapes by ``python -m dcar_training mini-defaults``; sha256-checked): the main job's defaults, recognisable
+pictures that follow captions of that procedural world, and NOT the released weights (``real_weights`` False,
+``weights_kind: mini-trained`` in the info).
 
 Default number of diffusion steps: **32**, the released config's value (the paper's appendix
 says 20). We follow the released config because the released weights were published with it and
@@ -44,11 +48,13 @@ import weakref
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from baselines.common import BatchPadding, is_random_init, random_init_tag, seeded, uses_random_init
+from baselines.common import BatchPadding, is_random_init, random_init_tag, seeded
 from harness.api import AdapterInfo, MissingResourceError, Requirement, TextToImage
 from harness.io import file_sha256
 
 from .checkpoint import find_weights_file
+from .mini import WEIGHTS_NOTE as MINI_NOTE
+from .mini import weights_kind
 from .tokenizer_adapter import DCHT_WEIGHTS
 
 GENERATOR_REQUIREMENT = Requirement(
@@ -84,7 +90,9 @@ GENERATE_DEFAULTS: dict[str, Any] = {
     "softmax_temperature_annealing": True,
     "diffusion_temperature": 1.0,
 }
-CONFIGS = ("full", "tiny")
+CONFIGS = ("full", "tiny", "mini")
+#: T5 tokens per caption for each config (released: 300; the mini generator was trained with 64)
+MAX_TEXT_TOKENS = {"full": 300, "tiny": 32, "mini": 64}
 #: live pipelines by (weights, settings): adapters of the same model share one (see DCARAdapter._shared_build)
 _PIPELINES: "weakref.WeakValueDictionary[tuple, Any]" = weakref.WeakValueDictionary()
 #: sampler variants: optimised (cached text K/V, logits at masked positions) | official-style loop
@@ -131,6 +139,9 @@ class DCARAdapter(BatchPadding, TextToImage):
             raise TypeError(f"unknown {self.name} option(s) {sorted(unknown)}; known: {sorted(GENERATE_DEFAULTS)}")
         if config == "tiny" and random_init_seed is None and not any((weights, tokenizer_weights, text_encoder)):
             random_init_seed = 0  # there are no released tiny weights
+        if config == "mini" and random_init_seed is not None:
+            raise ValueError("config='mini' loads the shipped mini-trained weights; random_init_seed does not apply. "
+                             "Fix: drop random_init_seed, or use config='tiny' for random weights")
         self.config_name = config
         self.random_init_seed = random_init_seed
         self._check_options({**GENERATE_DEFAULTS, **defaults})
@@ -175,6 +186,14 @@ class DCARAdapter(BatchPadding, TextToImage):
                                    ("t5", T5_REQUIREMENT, text_encoder)):
             if explicit is None and self.random_init_seed is not None:
                 continue  # random weights for this component
+            if explicit is None and self.config_name == "mini":
+                from .mini import mini_component
+
+                try:
+                    self._paths[key] = mini_component(key)
+                except MissingResourceError as exc:
+                    errors.append(str(exc))
+                continue
             try:
                 self._paths[key] = locate(req, explicit)
             except MissingResourceError as exc:
@@ -220,7 +239,7 @@ class DCARAdapter(BatchPadding, TextToImage):
         # text encoder
         if "t5" in self._paths:
             try:
-                t5 = T5TextEncoder.from_pretrained(self._paths["t5"], max_length=32 if tiny else 300)
+                t5 = T5TextEncoder.from_pretrained(self._paths["t5"], max_length=MAX_TEXT_TOKENS[self.config_name])
             except FileNotFoundError as exc:
                 raise MissingResourceError(f"{T5_REQUIREMENT.name} is incomplete: {exc}\n"
                                            f"What it is: {T5_REQUIREMENT.description}") from exc
@@ -233,6 +252,7 @@ class DCARAdapter(BatchPadding, TextToImage):
             self._weights_info["t5"] = random_init_tag(seed)
         # DC-HT
         if "dcht" in self._paths:
+            # tiny: the tiny topology; full and mini: the config.json beside the weights (else the released one)
             dcht = DCHT.from_pretrained(self._paths["dcht"], config=DCHTConfig.tiny() if tiny else None)
             self._weights_info["dcht"] = str(self._paths["dcht"])
         else:
@@ -329,7 +349,8 @@ class DCARAdapter(BatchPadding, TextToImage):
             if str(file) not in self._hashes:  # hash each file once (the generator is 2.7 GB)
                 self._hashes[str(file)] = file_sha256(file) if file.is_file() else "unreadable"
             weights[str(file)] = self._hashes[str(file)]
-        real = not uses_random_init(self._weights_info)
+        kind = weights_kind(self._weights_info)
+        real = kind == "checkpoint"
         num_params = (gen.num_transformer_parameters() + gen.num_head_parameters()
                       + sum(p.numel() for p in self.pipeline.decoder.parameters()))
         from .generator.config import SAMPLING_DEFAULTS_SOURCE
@@ -339,7 +360,8 @@ class DCARAdapter(BatchPadding, TextToImage):
             dtype=str(self.pipeline.autocast_dtype).replace("torch.", ""),
             steps=int(self.defaults["num_steps"]), num_params=int(num_params), weights=weights, real_weights=real,
             extra={
-                "config": self.config_name, "device": str(self.device),
+                "config": self.config_name, "device": str(self.device), "weights_kind": kind,
+                **({"weights_note": MINI_NOTE} if kind == "mini-trained" else {}),
                 "generate_defaults": dict(self.defaults),
                 "defaults_source": SAMPLING_DEFAULTS_SOURCE,
                 "num_diffusion_steps_note": ("default 32 = released config dc_ar_t2i_512.yaml; the paper's "

@@ -29,6 +29,8 @@ from harness.io import file_sha256
 from harness.resources import locate
 
 from .checkpoint import find_weights_file
+from .mini import WEIGHTS_NOTE as MINI_NOTE
+from .mini import weights_kind
 from .tokenizer import DCHT, DCHTConfig
 
 DCHT_WEIGHTS = Requirement(
@@ -56,8 +58,9 @@ class DCHTAdapter(BatchPadding, ImageTokenizer):
     hybrid path decodes (codes + the encoder's residual tokens); ``discrete`` decodes the
     codes alone.
 
-    Options: ``weights`` (directory or state-dict file), ``config`` (``"full"``, ``"tiny"``
-    or a path to an official config JSON), ``random_init_seed`` (build seeded random
+    Options: ``weights`` (directory or state-dict file), ``config`` (``"full"``, ``"tiny"``,
+    ``"mini"`` -- the shipped mini-trained DC-HT of the main job, not the released weights -- or a path to an
+    official config JSON), ``random_init_seed`` (build seeded random
     weights instead of loading), ``device``, ``dtype`` (``"float32"``, ``"bfloat16"``...),
     ``resolution`` (recorded only; DC-HT works at any multiple of 32).
     """
@@ -77,6 +80,15 @@ class DCHTAdapter(BatchPadding, ImageTokenizer):
         self.device = torch.device(device)
         self.dtype = _DTYPES[dtype]
         self.resolution = resolution
+        if config == "mini":
+            if random_init_seed is not None:
+                raise ValueError("config='mini' loads the shipped mini-trained DC-HT; random_init_seed does not apply. "
+                                 "Fix: drop random_init_seed, or use config='tiny' for random weights")
+            if weights is None:
+                from .mini import mini_component
+
+                weights = str(mini_component("dcht"))
+            config = "full"  # the config.json beside the mini weights
         explicit_config = self._config_from_option(config)
         if random_init_seed is not None:
             cfg = explicit_config or DCHTConfig()
@@ -89,6 +101,8 @@ class DCHTAdapter(BatchPadding, ImageTokenizer):
             model = DCHT.from_pretrained(self.weights_path, explicit_config)
             self._weights_record = self._hash_weights(self.weights_path)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.weights_kind = weights_kind({"dcht": str(self.weights_path) if self.weights_path is not None
+                                          else self._weights_record["weights"]})
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -128,8 +142,9 @@ class DCHTAdapter(BatchPadding, ImageTokenizer):
             dtype=self.options["dtype"],
             num_params=self.model.num_params,
             weights=dict(self._weights_record),
-            real_weights=self.weights_path is not None,
-            extra={"paths": list(self.paths), "default_path": self.default_path,
+            real_weights=self.weights_kind == "checkpoint",
+            extra={"weights_kind": self.weights_kind,
+                   **({"weights_note": MINI_NOTE} if self.weights_kind == "mini-trained" else {}),"paths": list(self.paths), "default_path": self.default_path,
                    "config": self.model.config.to_official(), "config_option": str(self.options["config"]),
                    "device": str(self.device), "spatial_compression": self.model.spatial_compression},
         )

@@ -29,14 +29,18 @@ def first_screen(runs: Sequence[RunView], failures: Sequence[tuple[str, str]] = 
 
     real = [r for r in runs if r.real_weights and r.complete and not _not_paper_metric(r)]
     timing = [r for r in runs if not r.real_weights and not r.weights_affect_results]
-    fake = [r for r in runs if not r.real_weights and r not in timing]
-    other = [r for r in runs if r not in real and r not in fake and r not in timing]
+    mini = [r for r in runs if not r.real_weights and r not in timing and r.weights_kind == "mini-trained"]
+    fake = [r for r in runs if not r.real_weights and r not in timing and r not in mini]
+    other = [r for r in runs if r not in real and r not in fake and r not in timing and r not in mini]
     ran = f"**Ran:** {len(runs)} run(s): " + (", ".join(name(r) for r in runs) or "none")
     if failures:
         ran += f"; **{len(failures)} failed**: " + ", ".join(f"`{label}`" for label, _ in failures)
     real_line = "**Real:** " + (", ".join(name(r) for r in real) if real else
                                 "nothing: no run used the real weights on the paper's full protocol")
     parts = []
+    if mini:
+        parts.append("mini-trained weights shipped with the harness (minutes on a CPU on procedural shapes; "
+                     "not the released weights): " + ", ".join(name(r) for r in mini))
     if fake:
         parts.append("random, dummy or tiny weights: " + ", ".join(name(r) for r in fake))
     if timing:

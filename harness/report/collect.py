@@ -30,6 +30,15 @@ def run_real_weights(manifest: Mapping[str, Any], summary: Mapping[str, Any] | N
     return bool(results.get("real_weights", False))
 
 
+def run_weights_kind(manifest: Mapping[str, Any], summary: Mapping[str, Any] | None) -> str | None:
+    """``info().extra.weights_kind`` of the run's adapter (``checkpoint``, ``mini-trained``, ``random-init``), or for a
+    suite without an adapter the single kind in ``results.weights_kinds``; None when unknown or mixed."""
+    if manifest.get("adapter"):
+        return ((manifest.get("adapter_info") or {}).get("extra") or {}).get("weights_kind")
+    kinds = set(((summary or {}).get("results") or {}).get("weights_kinds") or ())
+    return kinds.pop() if len(kinds) == 1 else None
+
+
 def weights_affect_results(summary: Mapping[str, Any] | None) -> bool:
     """False when the suite says its numbers do not depend on the weights' values (``results.weights_affect_results``)."""
     return ((summary or {}).get("results") or {}).get("weights_affect_results") is not False
@@ -60,6 +69,10 @@ class RunView:
     @property
     def real_weights(self) -> bool:
         return run_real_weights(self.manifest.raw, self.summary)
+
+    @property
+    def weights_kind(self) -> str | None:
+        return run_weights_kind(self.manifest.raw, self.summary)
 
     @property
     def weights_affect_results(self) -> bool:

@@ -19,13 +19,19 @@ from harness.api import UserError
 from harness.io import atomic_write_bytes
 from harness.markdown_table import markdown_table
 from harness.records import RecordsCorruptError, read_all
-from harness.report.collect import run_real_weights, weights_affect_results
+from harness.report.collect import run_real_weights, run_weights_kind, weights_affect_results
 from harness.store import RunStore, ensure_output_dir
 
 NOT_REAL_BANNER = (
     "> **⚠ NOT THE PAPER'S METRIC.** This run used random, dummy or tiny built-in weights "
     "(`real_weights: false`). Its numbers test the harness end to end; they say nothing about "
     "{adapter} and must not be compared with the paper's tables."
+)
+MINI_BANNER = (
+    "> **Mini-trained, not the released weights.** {adapter} ran with the mini models shipped in "
+    "`baselines/dcar/mini_weights` (trained for minutes on a CPU on procedural captioned shapes by "
+    "`python -m dcar_training mini-defaults`). Its pictures are worth looking at; its numbers are NOT the "
+    "paper's metric and must not be compared with the paper's tables."
 )
 TIMING_BANNER = (
     "> **Timings with random weights.** Speed does not depend on the weights' values, so these are real "
@@ -58,7 +64,9 @@ def _facts(manifest: Mapping[str, Any], summary: Mapping[str, Any] | None, run_d
         ("run directory", f"`{run_dir}`"),
         ("suite", f"`{manifest.get('suite')}`"),
         ("adapter", f"`{manifest.get('adapter')}`" + (f" ({info.get('kind')})" if info.get("kind") else "")),
-        ("real weights", "yes" if info.get("real_weights") else "**no**"),
+        ("real weights", "yes" if info.get("real_weights") else
+         ("**no** (mini-trained, not the released weights)"
+          if (info.get("extra") or {}).get("weights_kind") == "mini-trained" else "**no**")),
         ("weights", _fmt_weights(info.get("weights"))),
         ("resolution / steps / dtype", " / ".join(_dash(info.get(k)) for k in ("resolution", "steps", "dtype"))),
         ("parameters", f"{info['num_params']:,}" if isinstance(info.get("num_params"), int) else "-"),
@@ -116,6 +124,8 @@ def render_run(run_dir: str | os.PathLike) -> str:
     if not run_real_weights(manifest, summary):
         if not weights_affect_results(summary):
             parts.append(TIMING_BANNER + "\n")
+        elif run_weights_kind(manifest, summary) == "mini-trained":
+            parts.append(MINI_BANNER.format(adapter=f"`{subject}`" if subject else "This run") + "\n")
         else:
             parts.append(NOT_REAL_BANNER.format(adapter=f"`{subject}`" if subject else "the models it ran") + "\n")
     parts.append(markdown_table(("fact", "value"), _facts(manifest, summary, run_dir)))

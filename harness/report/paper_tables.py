@@ -402,6 +402,8 @@ def _measure(fill: _Fill, runs: Sequence[_Run]) -> list[_Measured]:
         if fill.kind == "recon":
             if view.suite != "imagenet_recon" or view.adapter not in DCHT_ADAPTERS:
                 continue
+            if (view.results.get("dataset") or {}).get("dataset") == "procedural-shapes":
+                continue  # procedural pictures are not ImageNet: never in the paper's ImageNet cells
             if _recon_resolution(view) != fill.resolution or fill.path not in _recon_paths(view):
                 continue
             usable, missing, partial = _run_state(run)

@@ -91,7 +91,7 @@ def imagenet_recon_section(summary: Mapping[str, Any]) -> str:
     ours = []
     for path, vals in paths.items():
         ours.append({"label": f"{label} [{path}]", "tokens": rep.get("tokens"), "note": note, **vals})
-    if res in (256, 512):
+    if res in (256, 512) and (summary.get("dataset") or {}).get("dataset") != "procedural-shapes":
         out.append(f"Table 1 (ImageNet {res}×{res}):\n")
         out.append(table1_markdown(res, ours))
     else:

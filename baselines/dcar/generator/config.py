@@ -146,6 +146,31 @@ class DCARConfig:
             num_steps=4,
         )
 
+    @classmethod
+    def mini(cls, codebook_size: int = 256, image_seq_len: int = 16, context_dim: int = 32) -> "DCARConfig":
+        """The mini-trained default generator (``baselines/dcar/mini_weights``): 4 layers of width 128, 128 px.
+
+        Why wider than ``tiny``: it has to learn to follow captions in minutes on a CPU; ``tiny`` stays the
+        few-hundred-kB random model of the tests.
+        """
+        return cls(
+            codebook_size=codebook_size,
+            image_seq_len=image_seq_len,
+            hidden_size=128,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=512,
+            text_model="tiny offline T5 (baselines/dcar/mini_weights/t5)",
+            text_token_length=64,
+            context_dim=context_dim,
+            diffusion_width=64,
+            diffusion_depth=2,
+            diffusion_num_sampling_steps="16",
+            num_steps=8,
+            guidance_scale=3.0,
+            randomize_temperature=1.0,
+        )
+
     # ------------------------------------------------------------------ official formats
 
     @classmethod
