@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # recorded by mini-defaults (its reproduce command)
     try:
         return _run(args)
     except UserError as exc:
@@ -121,14 +122,21 @@ def _mini_defaults(args: argparse.Namespace, pairs) -> int:
 
     from .mini_defaults import MiniDefaultsConfig, train_mini_defaults
 
-    cfg = fill_dataclass(MiniDefaultsConfig, _nest(pairs), source="--set")
+    fields = _nest(pairs)
+    if isinstance(fields.get("tokenizer_epochs"), dict):  # one stage's --set keeps the other stages' lengths
+        fields["tokenizer_epochs"] = {**MiniDefaultsConfig().tokenizer_epochs, **fields["tokenizer_epochs"]}
+    cfg = fill_dataclass(MiniDefaultsConfig, fields, source="--set")
     if args.device not in ("auto", "cpu"):
         print("error: mini-defaults trains on the CPU (its shipped weights were made there). Fix: drop --device",
               file=sys.stderr)
         return 1
     torch.set_num_threads(args.threads or torch.get_num_threads())
     progress = None if args.no_progress else (lambda it: tqdm(it, desc="mini-defaults", unit="step"))
-    report = train_mini_defaults(cfg, Path(args.out), Path(args.work or "runs/mini-defaults-work"), progress=progress)
+    import shlex
+
+    command = "python -m dcar_training " + shlex.join(args.argv)
+    report = train_mini_defaults(cfg, Path(args.out), Path(args.work or "runs/mini-defaults-work"), progress=progress,
+                                 command=command)
     print(json.dumps({"out": args.out, "heldout_psnr": report["heldout_psnr"],
                       "device_seconds": report["device_seconds"]}, sort_keys=True))
     return 0

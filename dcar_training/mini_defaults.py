@@ -30,10 +30,8 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from baselines.dcar.mini import COMPONENT_DIRS, SUMS_FILE
+from baselines.dcar.mini import COMPONENT_DIRS, SUMS_FILE, TRAINING_FILE
 from harness.io import atomic_write_bytes, dump_json
-
-TRAINING_FILE = "training.json"
 
 
 @dataclass(frozen=True)
@@ -47,11 +45,11 @@ class MiniDefaultsConfig:
     codebook_size: int = 256
     tokenizer_n: int = 2048
     tokenizer_epochs: Mapping[str, float] = field(default_factory=lambda: {
-        "continuous_warmup": 2, "discrete": 3, "alternate_finetune": 1})
+        "continuous_warmup": 2, "discrete": 3, "alternate_finetune": 4})
     tokenizer_batch: int = 16
     tokenizer_lr: float = 3e-4
-    generator_n: int = 4096
-    generator_steps: int = 2000
+    generator_n: int = 16384
+    generator_steps: int = 3000
     generator_batch: int = 32
     generator_lr: float = 1e-3
     t5_d_model: int = 32
@@ -118,26 +116,28 @@ def _export(out_dir: Path, dcht, generator, t5_folder: Path) -> dict[str, str]:
     from harness.io import file_sha256
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    for d in COMPONENT_DIRS.values():  # no stale file of an earlier export may be summed and shipped
+        if (out_dir / d).exists():
+            shutil.rmtree(out_dir / d)
     dcht.save_pretrained(out_dir / COMPONENT_DIRS["dcht"])
     gdir = out_dir / COMPONENT_DIRS["generator"]
-    gdir.mkdir(exist_ok=True)
+    gdir.mkdir()
     atomic_write_bytes(gdir / "config.json", dump_json(generator.config.to_official()))
     state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
     tmp = gdir / ".model.safetensors.tmp"
     save_file(state, str(tmp), metadata={"format": "pt"})
     tmp.replace(gdir / "model.safetensors")
-    tdir = out_dir / COMPONENT_DIRS["t5"]
-    if tdir.exists():
-        shutil.rmtree(tdir)
-    shutil.copytree(t5_folder, tdir)
+    shutil.copytree(t5_folder, out_dir / COMPONENT_DIRS["t5"])
     files = sorted(p for d in COMPONENT_DIRS.values() for p in (out_dir / d).rglob("*") if p.is_file())
-    sums = {str(p.relative_to(out_dir)): file_sha256(p) for p in files}
+    for p in files:
+        p.chmod(0o644)  # temp-file permissions would otherwise be committed as they are
+    sums = {p.relative_to(out_dir).as_posix(): file_sha256(p) for p in files}
     atomic_write_bytes(out_dir / SUMS_FILE, "".join(f"{h}  {name}\n" for name, h in sums.items()).encode())
     return sums
 
 
 def train_mini_defaults(cfg: MiniDefaultsConfig, out_dir: str | Path, work_dir: str | Path, *,
-                        progress: Callable | None = None) -> dict[str, Any]:
+                        progress: Callable | None = None, command: str | None = None) -> dict[str, Any]:
     """Train both models into ``work_dir`` (resumable: every stage checkpoints), export them into ``out_dir``."""
     from baselines.common import seeded
     from baselines.dcar.generator.text_encoder import T5TextEncoder, build_tiny_t5
@@ -157,7 +157,14 @@ def train_mini_defaults(cfg: MiniDefaultsConfig, out_dir: str | Path, work_dir: 
     t5 = T5TextEncoder.from_pretrained(t5_folder, max_length=cfg.text_max_length)
     gcfg = generator_train_config(cfg)
     data = ShapesDataset(cfg.generator_n, cfg.resolution, cfg.data_seed)
-    gen = train_generator(gcfg, {"low": data, "high": data}, dcht, t5, work_dir / "generator", progress=progress)
+    from .models import state_digest
+
+    # the generator's checkpoints are valid only for these tokens (the tokenizer's encoder and quantizer; a longer
+    # decoder-only stage keeps them) and this text encoder: a resume with others is refused
+    identity = {"tokens_sha256": state_digest(dcht.encoder, dcht.quantize), "text_encoder": t5_folder.name,
+                "text_max_length": cfg.text_max_length}
+    gen = train_generator(gcfg, {"low": data, "high": data}, dcht, t5, work_dir / "generator", progress=progress,
+                          identity=identity)
     from baselines.dcar.generator import DCAR
 
     generator = DCAR.from_pretrained(work_dir / "generator" / gen["final_dir"]).eval()
@@ -176,11 +183,13 @@ def train_mini_defaults(cfg: MiniDefaultsConfig, out_dir: str | Path, work_dir: 
 
     report = {
         "what": "mini-trained DC-HT + DC-AR (dcar_training.mini_defaults), NOT the released weights",
-        "command": f"python -m dcar_training mini-defaults --out {out_dir}",
+        "command": command or f"python -m dcar_training mini-defaults --out {out_dir}",
+        "torch_threads": torch.get_num_threads(),
         "config": plain(cfg),
         "tokenizer_train_config": plain(tcfg),
         "generator_train_config": plain(gcfg),
-        "data": {"train": ShapesDataset(cfg.generator_n, cfg.resolution, cfg.data_seed).describe(),
+        "data": {"tokenizer_train": ShapesDataset(cfg.tokenizer_n, cfg.resolution, cfg.data_seed).describe(),
+                 "generator_train": ShapesDataset(cfg.generator_n, cfg.resolution, cfg.data_seed).describe(),
                  "heldout": {**ShapesDataset(cfg.heldout_n, cfg.resolution, cfg.heldout_seed).describe(),
                              "indices": heldout_indices(cfg),
                              "note": "scenes that occur among the training items are left out"}},
@@ -208,18 +217,18 @@ def readme(report: Mapping[str, Any]) -> str:
     stages = ", ".join(f"{k} {v} epoch(s)" for k, v in t["stage_epochs"].items())
     return f"""# Mini-trained default models (NOT the released weights)
 
-The main job's default DC-HT tokenizer and DC-AR generator (`config: mini` of the `dc-ht`, `dc-ar` and
-`dc-ar-discrete-only` adapters). They were trained by this project on a CPU in minutes on procedural pictures with
+The main job's default DC-HT tokenizer and DC-AR generator (`config: mini` of the `dc-ht`, `dc-ht-discrete`, `dc-ar`
+and `dc-ar-discrete-only` adapters). They were trained by this project on a CPU in minutes on procedural pictures with
 captions that describe them (`dcar_training/data.py`: 1-2 circles, squares or triangles of 10 colours at 5 places
 on a plain background, {cfg["resolution"]} px), so a first run shows recognisable reconstructions and generations
 that follow such captions. They know nothing else: a GenEval prompt gives a picture of coloured shapes. Every
 report labels their runs "mini-trained, not the released weights"; their numbers are not the paper's metrics.
 
-Reproduce (about {round((secs["tokenizer"] + secs["generator"]) / 60)} min on one CPU thread; another CPU's float
-rounding gives slightly different weights, hence the committed files and their sha256):
+Reproduce (about {round((secs["tokenizer"] + secs["generator"]) / 60)} device-minutes with {report["torch_threads"]} torch
+thread(s); another CPU's float rounding gives slightly different weights, hence the committed files and their sha256):
 
 ```bash
-{report["command"]} --threads 1
+{report["command"]}
 ```
 
 | component | folder | what |

@@ -12,6 +12,19 @@ from pathlib import Path
 from harness.api import MissingResourceError
 
 
+def state_digest(*modules) -> str:
+    """sha256 over the modules' state_dicts (names, shapes and bytes), for training checkpoints' identity."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for module in modules:
+        for k, v in sorted(module.state_dict().items()):
+            h.update(k.encode())
+            h.update(str(tuple(v.shape)).encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def is_random(spec: str | None) -> bool:
     return str(spec).startswith("random:")
 

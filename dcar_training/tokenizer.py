@@ -261,7 +261,10 @@ def train_tokenizer(cfg: TokenizerTrainConfig, dataset, out_dir: str | Path, *, 
     broadcast_module_(model, dist)
     broadcast_module_(disc, dist)
     perceptual, lpips_id = build_perceptual(cfg.loss, device)
-    identity = {"what": "dc-ht tokenizer", "config": {k: v for k, v in _plain(cfg).items() if k != "checkpoint_every"},
+    # each stage's own length is its loop identity's `steps`; the other stages' lengths do not change it (so a
+    # longer last stage reuses the earlier stages' checkpoints)
+    skip = ("checkpoint_every", "stage_epochs", "recipe_stage_epochs")
+    identity = {"what": "dc-ht tokenizer", "config": {k: v for k, v in _plain(cfg).items() if k not in skip},
                 "lpips": lpips_id, "dataset": dataset.describe()}
     stages = []
     previous: Path | None = None

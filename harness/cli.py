@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "a FILE.md: the per-run sections only; default: print the per-run sections")
     rep.add_argument("--title", default="dcar-bench report")
 
-    s = sub.add_parser("smoke", help="the main job: every entry of suites/smoke.yaml on tiny built-in configs, "
-                                     "then a Markdown report")
+    s = sub.add_parser("smoke", help="the main job: every entry of suites/smoke.yaml on the shipped mini-trained "
+                                     "models (tiny random ones for timing), then a Markdown report")
     s.add_argument("--out", "-o", required=True, help="directory for the runs and report.md")
     s.add_argument("--list", dest="smoke_list", help="YAML list of {suite, model, set} (default: suites/smoke.yaml)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bars")

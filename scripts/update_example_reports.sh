@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the committed example report under reports/smoke/ from a fresh smoke run (no weights, no downloads):
+# Regenerates the committed example report under reports/smoke/ from a fresh smoke run (the shipped mini-trained models, no downloads):
 # report.md, report.json, figures/*.png, tables/*.csv|json. Usage (after scripts/setup.sh):
 #   bash scripts/update_example_reports.sh
 set -euo pipefail

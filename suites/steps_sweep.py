@@ -330,8 +330,10 @@ class StepsSweepSuite(Suite):
         for name in dict.fromkeys(r["adapter"] for r in records):
             pts = sorted((r["steps"], value[r["item_id"]]) for r in records if r["adapter"] == name)
             real = all(r["inner"]["real_weights"] for r in records if r["adapter"] == name)
+            kinds = {r["inner"].get("weights_kind") for r in records if r["adapter"] == name}
             series.append({"label": str(labels.get(name) or name), "adapter": name, "x": [p[0] for p in pts],
-                           "y": [p[1] for p in pts], "real_weights": real})
+                           "y": [p[1] for p in pts], "real_weights": real,
+                           "weights_kind": kinds.pop() if len(kinds) == 1 else None})
             pick = min if direction == "lower" else max
             best[name] = pick(pts, key=lambda p: p[1])[0]
         figure = self.figure_id_from(ctx)
@@ -350,7 +352,7 @@ class StepsSweepSuite(Suite):
             "is_paper_metric": paper,
             # a sweep has no adapter of its own: the report's banner reads this (every point's model had real weights)
             "real_weights": bool(records) and all(r["inner"]["real_weights"] for r in records),
-            "weights_kinds": sorted({str(r["inner"].get("weights_kind")) for r in records}),
+            "weights_kinds": sorted({k for r in records if (k := r["inner"].get("weights_kind"))}),
             "warnings": warnings,
         }
         y_label = self.y_label()
@@ -385,7 +387,8 @@ class StepsSweepSuite(Suite):
         y_label = y_label or GFID_Y_LABEL
         plot = plot_mar_steps if figure == "fig11" else plot_gfid_vs_steps
         try:
-            fig = plot([Series(s["label"], s["x"], s["y"], False, s["real_weights"]) for s in series], ctx.run_dir,
+            fig = plot([Series(s["label"], s["x"], s["y"], False, s["real_weights"], s.get("weights_kind"))
+                        for s in series], ctx.run_dir,
                        y_label=y_label)
         except ImportError as exc:
             return {"png": None, "reason": f"not drawn: {exc}"}

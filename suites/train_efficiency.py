@@ -154,7 +154,7 @@ class TrainEfficiencySuite(Suite):
         from dcar_training.evaluate import generation_features
         from dcar_training.generator import train_generator
         from dcar_training.loop import device_name, read_loss_log
-        from dcar_training.models import load_text_encoder, load_tokenizer
+        from dcar_training.models import load_text_encoder, load_tokenizer, state_digest
         from dcar_training.suite_support import downsample_curve, resolve_device
         from harness.io import canonical_json, file_sha256, npz_bytes
 
@@ -167,7 +167,7 @@ class TrainEfficiencySuite(Suite):
                     "high": self.cfg.train_data.build(cfg.high_resolution)}
         out = ctx.artifacts_dir / "train" / item.id
         ident = {"tokenizer": str(self.cfg.tokenizer), "text_encoder": str(self.cfg.text_encoder),
-                 "tokenizer_state_sha256": _state_digest(tokenizer)}  # a checkpoint of other weights is refused
+                 "tokenizer_state_sha256": state_digest(tokenizer)}  # a checkpoint of other weights is refused
         result = train_generator(cfg, datasets, tokenizer, text, out, device=device, identity=ident,
                                  progress=lambda it: ctx.progress(it, desc=f"train {item.id}", unit="step",
                                                                   leave=False))
@@ -269,15 +269,3 @@ class TrainEfficiencySuite(Suite):
             out.append(f"\nScratch ÷ pre-train+fine-tune device-hours: {res['speedup_device_hours']:.2f}× "
                        f"(the paper: 1440 ÷ 760 = 1.89×).")
         return "\n".join(out) + "\n"
-
-
-def _state_digest(module) -> str:
-    """sha256 over a module's state_dict (names, shapes and bytes), for the training checkpoints' identity."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
-        h.update(k.encode())
-        h.update(str(tuple(v.shape)).encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()

@@ -53,8 +53,8 @@ from harness.api import AdapterInfo, MissingResourceError, Requirement, TextToIm
 from harness.io import file_sha256
 
 from .checkpoint import find_weights_file
+from .mini import MINI_ROOT, is_mini_path, sums_digest, weights_kind
 from .mini import WEIGHTS_NOTE as MINI_NOTE
-from .mini import weights_kind
 from .tokenizer_adapter import DCHT_WEIGHTS
 
 GENERATOR_REQUIREMENT = Requirement(
@@ -192,7 +192,7 @@ class DCARAdapter(BatchPadding, TextToImage):
                 try:
                     self._paths[key] = mini_component(key)
                 except MissingResourceError as exc:
-                    errors.append(str(exc))
+                    raise MissingResourceError(str(exc)) from None  # one message: the shipped set is damaged
                 continue
             try:
                 self._paths[key] = locate(req, explicit)
@@ -202,6 +202,15 @@ class DCARAdapter(BatchPadding, TextToImage):
             hint = ("\n(For a run without the released weights, pass random_init_seed=<int>: results are then "
                     "NOT the paper's metric.)")
             raise MissingResourceError("\n\n".join(errors) + hint)
+
+    def _text_tokens(self) -> int:
+        """T5 tokens per caption: the generator config's ``text_token_length`` for a mini-format checkpoint (its
+        caption embedding is trained for that many), else the config preset's (released 300, tiny 32)."""
+        if self.config_name == "mini" and "generator" in self._paths:
+            from .generator.config import resolve_config
+
+            return int(resolve_config(self._paths["generator"], None).text_token_length)
+        return MAX_TEXT_TOKENS[self.config_name]
 
     def _shared_build(self, dtype: str):
         """``share_weights=True``: the pipeline of any live sharing adapter of this process with the same weights
@@ -239,7 +248,7 @@ class DCARAdapter(BatchPadding, TextToImage):
         # text encoder
         if "t5" in self._paths:
             try:
-                t5 = T5TextEncoder.from_pretrained(self._paths["t5"], max_length=MAX_TEXT_TOKENS[self.config_name])
+                t5 = T5TextEncoder.from_pretrained(self._paths["t5"], max_length=self._text_tokens())
             except FileNotFoundError as exc:
                 raise MissingResourceError(f"{T5_REQUIREMENT.name} is incomplete: {exc}\n"
                                            f"What it is: {T5_REQUIREMENT.description}") from exc
@@ -351,6 +360,9 @@ class DCARAdapter(BatchPadding, TextToImage):
             weights[str(file)] = self._hashes[str(file)]
         kind = weights_kind(self._weights_info)
         real = kind == "checkpoint"
+        if kind == "mini-trained" and all(is_mini_path(p) and Path(p).resolve().is_relative_to(MINI_ROOT)
+                                          for p in self._weights_info.values()):
+            weights["SHA256SUMS"] = sums_digest()  # pins the shipped configs and tokenizer files too
         num_params = (gen.num_transformer_parameters() + gen.num_head_parameters()
                       + sum(p.numel() for p in self.pipeline.decoder.parameters()))
         from .generator.config import SAMPLING_DEFAULTS_SOURCE
@@ -363,9 +375,12 @@ class DCARAdapter(BatchPadding, TextToImage):
                 "config": self.config_name, "device": str(self.device), "weights_kind": kind,
                 **({"weights_note": MINI_NOTE} if kind == "mini-trained" else {}),
                 "generate_defaults": dict(self.defaults),
-                "defaults_source": SAMPLING_DEFAULTS_SOURCE,
+                "defaults_source": (SAMPLING_DEFAULTS_SOURCE if self.config_name != "mini" else
+                                    "the mini checkpoint's config.json (dcar_training.mini_defaults), not the "
+                                    "released config"),
                 "num_diffusion_steps_note": ("default 32 = released config dc_ar_t2i_512.yaml; the paper's "
-                                             "appendix says 20 (pass num_diffusion_steps=20)"),
+                                             "appendix says 20 (pass num_diffusion_steps=20)")
+                if self.config_name != "mini" else "default = the mini checkpoint's config.json",
                 "cfg_convention": "official: cond + s * (cond - uncond) on logits and diffusion eps",
                 "residual_tokens": self.predict_residuals,
                 "batch_invariant": self.batch_invariant,

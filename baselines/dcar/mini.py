@@ -28,10 +28,14 @@ def read_sums(root: Path = MINI_ROOT) -> dict[str, str]:
         raise MissingResourceError(f"{sums_path} is missing: the mini default weights are not in this checkout. "
                                    f"Fix: restore it with `git checkout -- {root}` or retrain with `{REPRODUCE}`")
     out = {}
-    for line in sums_path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            out[name.strip().lstrip("*")] = digest
+    for number, line in enumerate(sums_path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or len(parts[0]) != 64:
+            raise MissingResourceError(f"{sums_path}:{number} is not a `sha256  path` line. Fix: `git checkout -- "
+                                       f"{sums_path}` or retrain with `{REPRODUCE}`")
+        out[parts[1].strip().lstrip("*")] = parts[0]
     return out
 
 
@@ -46,6 +50,12 @@ def mini_component(component: str, root: Path = MINI_ROOT) -> Path:
     if not sums:
         raise MissingResourceError(f"{root / SUMS_FILE} lists no file under {prefix}. Fix: `git checkout -- {root}` "
                                    f"or retrain with `{REPRODUCE}`")
+    folder = root / COMPONENT_DIRS[component]
+    unlisted = sorted(p.relative_to(root).as_posix() for p in folder.rglob("*")
+                      if p.is_file() and p.relative_to(root).as_posix() not in sums)
+    if unlisted:
+        raise MissingResourceError(f"mini default weights: {root / unlisted[0]} is not listed in {root / SUMS_FILE} "
+                                   f"(a loader could pick it up). Fix: remove it, or retrain with `{REPRODUCE}`")
     for name, digest in sorted(sums.items()):
         path = root / name
         if not path.is_file():
@@ -58,12 +68,39 @@ def mini_component(component: str, root: Path = MINI_ROOT) -> Path:
     return root / COMPONENT_DIRS[component]
 
 
+#: written by ``dcar_training.mini_defaults`` beside the component folders; its ``what`` names the weights' kind
+TRAINING_FILE = "training.json"
+
+
 def is_mini_path(value: str | Path) -> bool:
-    """Whether a weights path (file or folder) lies inside the shipped mini weights."""
+    """Whether a weights path (a file or a component folder) belongs to a mini-defaults export.
+
+    Why not only "inside MINI_ROOT": a retrained or copied export elsewhere is still mini-trained, and must not be
+    counted as real weights. An export is recognised by the ``training.json`` its command writes beside the folders.
+    """
+    import json
+
     try:
-        return Path(value).resolve().is_relative_to(MINI_ROOT)
+        path = Path(value).resolve()
     except (OSError, ValueError):
         return False
+    if path.is_relative_to(MINI_ROOT):
+        return True
+    for folder in (path, path.parent, path.parent.parent):
+        marker = folder / TRAINING_FILE
+        if marker.is_file():
+            try:
+                return "mini-trained" in str(json.loads(marker.read_text(encoding="utf-8")).get("what", ""))
+            except (OSError, ValueError, AttributeError):
+                return False
+    return False
+
+
+def sums_digest(root: Path = MINI_ROOT) -> str:
+    """sha256 of ``SHA256SUMS``: one value that pins every shipped file (configs and tokenizer files included)."""
+    from harness.io import file_sha256
+
+    return file_sha256(root / SUMS_FILE)
 
 
 def weights_kind(weights: dict[str, str]) -> str:

@@ -41,7 +41,9 @@ GFID_Y_LABEL = "gFID (FID of generated images, lower is better)"
 def _label(s: Series) -> str:
     if s.is_paper:
         return f"{s.label} (paper)"
-    return s.label + (" [random/dummy weights]" if s.real_weights is False else "")
+    if s.real_weights is False:
+        return s.label + (" [mini-trained]" if s.weights_kind == "mini-trained" else " [random/dummy weights]")
+    return s.label
 
 
 def _colors(series: Sequence[Series]) -> dict[str, str]:
@@ -72,8 +74,11 @@ def _checked(series: Sequence[Series], figure_id: str) -> list[Series]:
 
 def _subtitle(series: Sequence[Series]) -> str:
     ours = [s for s in series if not s.is_paper]
-    if any(s.real_weights is False for s in ours):
-        return "\nlines marked [random/dummy weights] are NOT the paper's models"
+    fake = [s for s in ours if s.real_weights is False]
+    if fake:
+        marks = sorted({"[mini-trained]" if s.weights_kind == "mini-trained" else "[random/dummy weights]"
+                        for s in fake})
+        return f"\nlines marked {' or '.join(marks)} are NOT the paper's models"
     return ""
 
 
@@ -109,7 +114,7 @@ def _caption(what: str, series: Sequence[Series], facts: Sequence[FigureFact]) -
     paper = [s for s in series if s.is_paper]
     parts = [f"{what}: {len(ours)} line(s) of ours ({', '.join(s.label for s in ours) or 'none'})"]
     if ours:
-        parts[0] += f", {weights_phrase([s.real_weights is not False for s in ours])}"
+        parts[0] += f", {weights_phrase([s.real_weights is not False for s in ours], [s.weights_kind for s in ours])}"
     if paper:
         parts.append(f"the paper's values for {', '.join(s.label for s in paper)} dashed")
     if facts:
@@ -185,17 +190,20 @@ def series_from_runs(runs: Sequence[RunView], figure_id: str) -> list[Series]:
     for run in runs:
         for entry in (run.results.get("figure_series") or {}).get(figure_id) or ():
             key = (str(entry["label"]), bool(entry.get("is_paper", False)))
-            slot = merged.setdefault(key, {"points": {}, "real": True})
+            slot = merged.setdefault(key, {"points": {}, "real": True, "kinds": set()})
             for x, y in zip(entry["x"], entry["y"]):
                 slot["points"].setdefault(float(x), float(y))
             # an adapter-less run (a sweep) says per entry whether its points used real weights
             real = run.real_weights if entry.get("real_weights") is None else bool(entry["real_weights"])
             slot["real"] = slot["real"] and (key[1] or real)
+            slot["kinds"].add(entry.get("weights_kind") or getattr(run, "weights_kind", None))
     out = []
     for (label, is_paper), slot in merged.items():
         xs = sorted(slot["points"])
+        kinds = slot["kinds"]
         out.append(Series(label, xs, [slot["points"][x] for x in xs], is_paper,
-                          None if is_paper else bool(slot["real"])))
+                          None if is_paper else bool(slot["real"]),
+                          next(iter(kinds)) if len(kinds) == 1 and not is_paper else None))
     return out
 
 

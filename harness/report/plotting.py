@@ -76,6 +76,7 @@ class Series:
     y: Sequence[float]
     is_paper: bool = False
     real_weights: bool | None = None
+    weights_kind: str | None = None  # "mini-trained" names the mini defaults in the legend
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y):
@@ -128,13 +129,27 @@ def whole_pixels(inches: float) -> float:
     return math.ceil(inches * DPI - 1e-6) / DPI
 
 
-def weights_phrase(real: Sequence[bool]) -> str:
-    """"real weights" / "random weights" / "mixed weights", for captions."""
+def weights_phrase(real: Sequence[bool], kinds: Sequence[str | None] | None = None) -> str:
+    """"real weights" / "random weights" / "mini-trained weights" / "mixed weights", for captions.
+
+    ``kinds``: each run's ``weights_kind`` (aligned with ``real``), so the mini-trained defaults are named as such.
+    """
     if real and all(real):
         return "real weights"
+    fake_kinds = {k for r, k in zip(real, kinds or [None] * len(real)) if not r}
+    if fake_kinds == {"mini-trained"}:
+        return ("mini-trained weights (NOT the released models)" if not any(real) else
+                "some runs with mini-trained weights (marked)")
     if not any(real):
         return "random or dummy weights (NOT the paper's models)"
-    return "some runs with random or dummy weights (marked)"
+    return "some runs with random, dummy or mini-trained weights (marked)"
+
+
+def not_real_words(kinds: Sequence[str | None]) -> str:
+    """The subtitle words for a grid or figure whose weights are not the real ones."""
+    if kinds and all(k == "mini-trained" for k in kinds):
+        return "MINI-TRAINED weights (minutes on procedural shapes): NOT the released models"
+    return "RANDOM/DUMMY weights: NOT the paper's models"
 
 
 class Canvas:

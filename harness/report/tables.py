@@ -97,7 +97,7 @@ def imagenet_recon_section(summary: Mapping[str, Any]) -> str:
     else:
         out.append(f"No paper table at {res} px; our values only:\n")
         out.append(table1_markdown(res, ours, with_paper=False))
-    if "discrete" in paths and "continuous" in paths:
+    if "discrete" in paths and "continuous" in paths and (summary.get("dataset") or {}).get("dataset") != "procedural-shapes":
         out.append("\nTable 5 columns (discrete path = discrete-rFID):\n")
         out.append(rfid_table_markdown("Table5_tokenizer_training", {
             f"{label}" + (f" ({note})" if note else ""): {"discrete_rFID": paths["discrete"].get("rFID"),

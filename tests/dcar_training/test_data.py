@@ -34,3 +34,21 @@ def test_batch_range_and_skimage():
     assert x.shape == (3, 3, 32, 32) and float(x.min()) >= -1 and float(x.max()) <= 1
     sk = SkimageDataset(64, names=("astronaut", "camera"))
     assert sk.image(1).shape == (64, 64, 3) and "camera" in sk.caption(1)
+
+
+def test_captions_use_an_before_a_vowel_colour():
+    from dcar_training.data import Scene
+
+    assert Scene("orange", (("big", "red", "circle", "left"),)).caption.endswith("on an orange background")
+    assert Scene("red", (("big", "orange", "circle", "left"),)).caption.endswith("on a red background")
+
+
+def test_unseen_indices_skip_every_scene_of_the_training_items():
+    from dcar_training.data import scene, unseen_indices
+
+    idx = unseen_indices(1, 20, train_seed=0, train_n=500)
+    seen = {scene(0, i).caption for i in range(500)}
+    assert len(idx) == 20 and idx == sorted(set(idx))
+    assert not {scene(1, i).caption for i in idx} & seen
+    skipped = [i for i in range(idx[-1]) if i not in idx]
+    assert skipped and all(scene(1, i).caption in seen for i in skipped)

@@ -20,8 +20,7 @@ def test_a_tiny_mini_defaults_run_exports_loadable_checked_models(tmp_path):
 
     out, work = tmp_path / "mini", tmp_path / "work"
     sets = ["tokenizer_n=16", "generator_n=16", "generator_steps=3", "generator_batch=8", "heldout_n=4",
-            "tokenizer_epochs.continuous_warmup=0.5", "tokenizer_epochs.discrete=0.5",
-            "tokenizer_epochs.alternate_finetune=0.5"]
+            "tokenizer_epochs.continuous_warmup=0.5", "tokenizer_epochs.discrete=0.5"]  # alternate: the default
     argv = ["mini-defaults", "--out", str(out), "--work", str(work), "--no-progress", "--threads", "1"]
     for s in sets:
         argv += ["--set", s]
@@ -30,6 +29,8 @@ def test_a_tiny_mini_defaults_run_exports_loadable_checked_models(tmp_path):
     assert {name.split("/")[0] for name in sums} == set(COMPONENT_DIRS.values())
     report = json.loads((out / "training.json").read_text())
     assert report["config"]["generator_steps"] == 3
+    assert report["config"]["tokenizer_epochs"] == {"continuous_warmup": 0.5, "discrete": 0.5, "alternate_finetune": 1}
+    assert report["command"].startswith("python -m dcar_training mini-defaults --out ")
     assert set(report["heldout_psnr"]) == {"mini", "random_init_seed_0"}
     assert len(report["data"]["heldout"]["indices"]) == 4
     assert "NOT the released weights" in (out / "README.md").read_text()
@@ -38,7 +39,8 @@ def test_a_tiny_mini_defaults_run_exports_loadable_checked_models(tmp_path):
     gen = registry.resolve("adapter", "dc-ar")(weights=str(dirs["generator"]), tokenizer_weights=str(dirs["dcht"]),
                                                text_encoder=str(dirs["t5"]), config="mini")
     assert gen.resolution == 128
-    assert gen.info().real_weights is True  # a user's own mini-format checkpoint outside mini_weights/ is "checkpoint"
+    info = gen.info()  # an export outside mini_weights/ is still recognised (by its training.json) as mini-trained
+    assert info.real_weights is False and info.extra["weights_kind"] == "mini-trained"
     images = gen.generate(["a big red circle in the center on a blue background"], [0])
     assert tuple(images.shape) == (1, 3, 128, 128)
     # resuming a finished run retrains nothing and exports the same files

@@ -10,7 +10,7 @@ from dcar_training.discriminator import PatchDiscriminator
 from dcar_training.loop import Loop, LoopConfig, read_loss_log
 from dcar_training.tokenizer import RECIPES, STAGES, TokenizerTask, build_dcht, build_perceptual, train_tokenizer
 
-from .helpers import tokenizer_config
+from .helpers import ONE_EPOCH, tokenizer_config
 
 
 def _snapshot(module):
@@ -109,3 +109,21 @@ def test_other_config_refuses_the_checkpoint(tmp_path):
     train_tokenizer(tokenizer_config(checkpoint_every=1), ds, tmp_path, stop_after=(0, 1))
     with pytest.raises(TrainingError, match="different training config"):
         train_tokenizer(tokenizer_config(checkpoint_every=1, codebook_size=32), ds, tmp_path)
+
+
+def test_a_longer_last_stage_reuses_the_earlier_stages(tmp_path):
+    """Each stage's identity holds its own length only: lengthening the last stage keeps stages 1-2 and refuses
+    only the last stage's own checkpoint (whose length changed)."""
+    from dcar_training.loop import TrainingError
+
+    ds = ShapesDataset(8, 64)
+    first = train_tokenizer(tokenizer_config(), ds, tmp_path)
+    longer = {**ONE_EPOCH, "alternate_finetune": 2}
+    with pytest.raises(TrainingError, match="different training config"):
+        train_tokenizer(tokenizer_config(stage_epochs=longer), ds, tmp_path)
+    import shutil
+
+    shutil.rmtree(tmp_path / "stage3_alternate_finetune")
+    second = train_tokenizer(tokenizer_config(stage_epochs=longer), ds, tmp_path)
+    assert [s["device_seconds"] for s in second["stages"][:2]] == [s["device_seconds"] for s in first["stages"][:2]]
+    assert second["stages"][2]["steps"] == 2 * first["stages"][2]["steps"]

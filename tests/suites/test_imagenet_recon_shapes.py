@@ -100,7 +100,7 @@ def test_plan_renders_held_out_pictures_and_the_dummy_tokenizer_gives_the_expect
 
 
 def _tiny_dc_ht_run(out):
-    """As the smoke entry runs it: tiny DC-HT with random weights, random Inception and LPIPS trunk seeds."""
+    """Like the smoke entry but with the tiny DC-HT with random weights, random Inception and LPIPS trunk seeds."""
     over = {**FAST, "dataset.kind": "shapes", "dataset.resolution": 128, "dataset.limit": 8,
             "model.config": "tiny", "model.random_init_seed": 0, "metrics.frechet": "eigh"}
     res = _run("imagenet_recon", "dc-ht", out, overrides=over, show_progress=False, batch_size=4)

@@ -167,7 +167,7 @@ class DCARConfig:
             diffusion_depth=2,
             diffusion_num_sampling_steps="16",
             num_steps=8,
-            guidance_scale=3.0,
+            guidance_scale=1.5,
             randomize_temperature=1.0,
         )
 

@@ -39,6 +39,13 @@ def test_a_modified_or_missing_file_is_refused_in_one_line_naming_it(tmp_path):
     (root / "dc-ht" / "model.safetensors").unlink()
     with pytest.raises(MissingResourceError, match=r"dc-ht/model\.safetensors is missing"):
         mini_component("dcht", root)
+    target.write_text(target.read_text()[:-1])  # restored
+    (root / "dc-ar" / "config.yaml").write_text("model: {}\n")  # a file a loader would read, not in the sums
+    with pytest.raises(MissingResourceError, match=r"dc-ar/config\.yaml is not listed"):
+        mini_component("generator", root)
+    (root / "SHA256SUMS").write_text("not a sums line\n")
+    with pytest.raises(MissingResourceError, match=r"SHA256SUMS:1 is not a `sha256  path` line"):
+        mini_component("t5", root)
     (root / "SHA256SUMS").unlink()
     with pytest.raises(MissingResourceError, match="SHA256SUMS is missing"):
         mini_component("t5", root)
