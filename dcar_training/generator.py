@@ -119,6 +119,28 @@ def encode_dataset(tokenizer, text_encoder, dataset, device: torch.device, batch
             "text_mask": torch.cat(msk)}
 
 
+class LazyFeatures(Mapping):
+    """``encode_dataset``'s result, computed on first use: a resumed stage that is already complete never encodes
+    (on a CPU, encoding 16k pictures takes longer than re-exporting a finished run should)."""
+
+    def __init__(self, compute: Callable[[], dict[str, torch.Tensor]]):
+        self._compute, self._value = compute, None
+
+    def _get(self) -> dict[str, torch.Tensor]:
+        if self._value is None:
+            self._value = self._compute()
+        return self._value
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self._get()[key]
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
 def cosine_lambda(total_steps: int, warmup_steps: int = 0) -> Callable[[int], float]:
     def f(step: int) -> float:
         if warmup_steps and step < warmup_steps:
@@ -234,7 +256,7 @@ def train_generator(cfg: GeneratorTrainConfig, datasets: Mapping[str, Any], toke
     for i, (stage, which) in enumerate(RECIPES[cfg.recipe]):
         dataset = datasets[which]
         res = dataset.resolution
-        features = encode_dataset(tokenizer, text_encoder, dataset, device)
+        features = LazyFeatures(lambda ds=dataset: encode_dataset(tokenizer, text_encoder, ds, device))
         model = build_generator(cfg, res, tokenizer.config.codebook_size, text_encoder.hidden_size,
                                 text_encoder.max_length).to(device)
         if previous is not None:

@@ -111,9 +111,9 @@ def test_the_dummy_generator_does_not_follow_captions(runs):
 def test_the_captions_seen_in_training_are_split_off_and_that_is_an_aggregation_key(runs, tmp_path):
     base, summary, _ = runs
     res = summary["results"]
-    train = {scene(0, i).caption for i in range(4096)}
+    train = {scene(0, i).caption for i in range(16384)}
     seen = sum(r["caption"] in train for r in _records(base / "oracle").values())
-    assert res["train_captions"] == {"seed": 0, "n": 4096, "planned_captions_in_training": seen}
+    assert res["train_captions"] == {"seed": 0, "n": 16384, "planned_captions_in_training": seen}
     assert res["unseen_captions"]["num_items"] == N - seen
     copy = tmp_path / "copy"
     shutil.copytree(base / "oracle", copy)

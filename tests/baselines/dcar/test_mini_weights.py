@@ -84,10 +84,13 @@ def test_config_mini_refuses_a_random_seed():
 
 
 def _heldout(n: int) -> list[int]:
-    """Indices of seed-1 scenes that occur nowhere in the mini models' training items (seed 0, first 4096)."""
+    """Indices of seed-1 scenes that occur nowhere in the mini models' training items (as their training.json says)."""
+    import json
+
     from dcar_training.data import unseen_indices
 
-    return unseen_indices(1, n, train_seed=0, train_n=4096)
+    cfg = json.loads((MINI_ROOT / "training.json").read_text())["config"]
+    return unseen_indices(1, n, train_seed=cfg["data_seed"], train_n=max(cfg["tokenizer_n"], cfg["generator_n"]))
 
 
 def test_mini_dcht_reconstructs_heldout_pictures_far_better_than_random_weights():
