@@ -317,6 +317,18 @@ class RunManifest:
     def real_weights(self) -> bool:
         return bool((self.adapter_info or {}).get("real_weights", False))
 
+    @property
+    def weights_kind(self) -> str | None:
+        """The adapter's ``info().extra["weights_kind"]`` (``checkpoint``, ``mini-trained``, ``random-init``), if given."""
+        return ((self.adapter_info or {}).get("extra") or {}).get("weights_kind")
+
+    def not_real_weights_warning(self, what: str) -> str:
+        """A summary warning for a model without real weights that names mini-trained ones as such."""
+        if self.weights_kind == "mini-trained":
+            return (f"{what} weights are the mini-trained defaults (baselines/dcar/mini_weights, not the released "
+                    f"weights): numbers are NOT the paper's metric")
+        return f"{what} weights are random/dummy: numbers are NOT the paper's metric"
+
 
 @dataclass
 class RunContext:

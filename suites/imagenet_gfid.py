@@ -310,7 +310,8 @@ class ImageNetGFIDSuite(Suite):
         if not inception_real:
             warnings.append("Inception weights are random: numbers are NOT the paper's metric")
         if not adapter_real:
-            warnings.append("generator weights are random/dummy: numbers are NOT the paper's metric")
+            warnings.append(ctx.manifest.not_real_weights_warning("generator") if ctx.manifest is not None else
+                            "generator weights are random/dummy: numbers are NOT the paper's metric")
         classes = self.classes()
         return {
             "fid": float(fid),

@@ -482,7 +482,7 @@ class MJHQFIDSuite(Suite):
             if not desc.get("real_weights"):
                 warnings.append(f"{name}: random backbone weights ({desc.get('weights')}): numbers are NOT the metric")
         if ctx.manifest is not None and not ctx.manifest.real_weights:
-            warnings.append("generator weights are random/dummy: numbers are NOT the paper's metric")
+            warnings.append(ctx.manifest.not_real_weights_warning("generator"))
         is_paper = bool(full and real and (ctx.manifest.real_weights if ctx.manifest else False)
                         and "sana" in protocols)
         label = LABEL_FULL if full else (f"subset: {len(records)} of {NUM_IMAGES:,} MJHQ-30K prompts (not the "
