@@ -338,8 +338,8 @@ class StepsSweepSuite(Suite):
             best[name] = pick(pts, key=lambda p: p[1])[0]
         figure = self.figure_id_from(ctx)
         paper = all(r["inner"].get("is_paper_metric") is True for r in records)
-        warnings = [] if paper else ["some or all points are not the paper's metric (random/dummy weights or a "
-                                     "subset of the protocol); see each point's report"]
+        warnings = [] if paper else ["some or all points are not the paper's metric (random, dummy or mini-trained "
+                                     "weights, or a subset of the protocol); see each point's report"]
         summary: dict[str, Any] = {
             "figure": figure,
             "inner_suite": self.cfg.inner.suite,
